@@ -1,0 +1,36 @@
+# The two commands a new machine needs: `make run` and `make test`.
+BUILD ?= build
+MESON_FLAGS ?=
+
+.PHONY: all deps build run test test-slow bench fuzz clean
+
+all: build
+
+deps:
+	./scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) $(MESON_FLAGS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# The main demo: a short pair-chaos run on the simulated link.
+run: build
+	./$(BUILD)/apps/shoal-sim/shoal-sim --scenario pair-chaos --messages 20000 \
+	  --msg-size 4096 --loss 0.02 --reorder 0.1 --dup 0.01 --corrupt 0.001 --seed 7
+
+test: build
+	meson test -C $(BUILD) --suite fast --print-errorlogs --num-processes 2
+
+test-slow: build
+	meson test -C $(BUILD) --suite slow --print-errorlogs
+
+bench: build
+	./bench/micro/run.sh $(BUILD)
+
+fuzz: deps
+	./tests/fuzz/build.sh
+
+clean:
+	rm -rf $(BUILD)
