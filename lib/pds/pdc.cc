@@ -1,0 +1,781 @@
+#include "lib/pds/pdc.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "lib/base/bytes.h"
+#include "lib/base/log.h"
+
+namespace shoal::pds {
+
+const char* to_string(DeliveryMode m) {
+  switch (m) {
+    case DeliveryMode::kRud: return "rud";
+    case DeliveryMode::kRod: return "rod";
+    case DeliveryMode::kUud: return "uud";
+  }
+  return "?";
+}
+
+const char* to_string(RetxMode m) { return m == RetxMode::kSelective ? "sack" : "gbn"; }
+
+namespace {
+
+// ack_cc_state layout (Shoal's use of UET's CC-state word, docs/wire-format.md):
+// [63:32] CE-marked packets since the previous ACK, [31:0] how long the
+// receiver held the acked packet before this ACK left (ns, saturating), so the
+// sender can take coalescing delay out of its RTT sample.
+uint64_t pack_ack_cc_state(uint32_t ce_count, Duration hold) {
+  uint64_t h = hold.ns() < 0 ? 0 : static_cast<uint64_t>(hold.ns());
+  if (h > 0xffffffffu) h = 0xffffffffu;
+  return (uint64_t{ce_count} << 32) | h;
+}
+
+}  // namespace
+
+Pdc::Pdc(const PdsConfig& config, PdsUpper* upper, const PdcParams& params)
+    : config_(config), upper_(upper), params_(params) {
+  window_mask_ = config_.window_packets - 1;
+  next_psn_ = params.start_psn;
+  una_ = params.start_psn;
+  rto_ = config_.initial_rto;
+  if (params.accepted) {
+    remote_id_ = params.remote_id;
+    remote_known_ = true;
+    receiver_started_ = true;
+    rx_bitmap_.reset(config_.window_packets);
+    cack_ = params.remote_start_psn - 1;
+    rx_highest_ = cack_;
+  }
+}
+
+size_t Pdc::memory_bytes() const {
+  size_t bytes = sizeof(*this) + rx_bitmap_.memory_bytes();
+  if (slots_) bytes += sizeof(TxSlot) * config_.window_packets;
+  return bytes;
+}
+
+void Pdc::ensure_sender() {
+  if (slots_) return;
+  slots_.reset(new TxSlot[config_.window_packets]);
+  std::memset(static_cast<void*>(slots_.get()), 0, sizeof(TxSlot) * config_.window_packets);
+  for (uint32_t i = 0; i < config_.window_packets; ++i) slots_[i].links = IndexLinks();
+  tx_order_.links_of().slots = slots_.get();
+  retx_.links_of().slots = slots_.get();
+}
+
+// ============================================================================
+// Entry points
+// ============================================================================
+
+void Pdc::on_packet(const wire::Packet& pkt, const RxMeta& meta, TimePoint now) {
+  if (state_ == PdcState::kClosed && receiver_started_ &&
+      pkt.prologue.type == wire::PdsType::kCtrl && pkt.ctrl.ctrl_type() == wire::CtrlType::kClose) {
+    // Our ACK of the CLOSE was lost: say it again while the owner lingers.
+    ack_trigger_ = cack_;
+    ack_due_ = now;
+    return;
+  }
+  if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return;
+  switch (pkt.prologue.type) {
+    case wire::PdsType::kRudReq:
+    case wire::PdsType::kRodReq:
+    case wire::PdsType::kRudCcReq:
+    case wire::PdsType::kRodCcReq:
+      on_request(pkt, meta, now);
+      break;
+    case wire::PdsType::kAck:
+    case wire::PdsType::kAckCc:
+    case wire::PdsType::kAckCcx:
+      on_ack(pkt.ack, now);
+      break;
+    case wire::PdsType::kNack:
+    case wire::PdsType::kNackCcx:
+      on_nack(pkt.nack, now);
+      break;
+    case wire::PdsType::kCtrl:
+      on_ctrl(pkt, now);
+      break;
+    default:
+      ++counters_.bad_packets;
+      break;
+  }
+}
+
+bool Pdc::wants_transmit(TimePoint now) const {
+  if (state_ == PdcState::kClosed && ack_due_ <= now) return true;
+  if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return false;
+  if (nack_pending_ || close_ack_pending_ || close_req_pending_) return true;
+  if (ack_due_ <= now) return true;
+  if (!retx_.empty() || tlp_pending_) return true;
+  if (close_requested_ && !close_sent_ && outstanding() == 0) return true;
+  return upper_ready_ && !close_requested_ && window_open();
+}
+
+uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
+  const uint32_t start = batch.count();
+  if (state_ == PdcState::kClosed && ack_due_ <= now && !batch.full()) emit_ack(now, batch);
+  if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return batch.count() - start;
+
+  // Receiver half first: ACKs free the peer's window.
+  if (nack_pending_ && !batch.full()) emit_nack(batch);
+  if (ack_due_ <= now && !batch.full()) emit_ack(now, batch);
+  if (close_req_pending_ && !batch.full() &&
+      emit_ctrl(wire::CtrlType::kCloseReq, Psn(0), now, batch)) {
+    close_req_pending_ = false;
+  }
+
+  // Sender half: retransmissions, then the probe, then new units.
+  if (slots_) {
+    while (!retx_.empty() && !batch.full()) {
+      const uint32_t idx = retx_.front();
+      const Psn psn = una_ + static_cast<int32_t>((idx - slot_of(una_)) & window_mask_);
+      if (!emit_request(psn, /*retx=*/true, now, batch)) break;
+    }
+    if (tlp_pending_ && !batch.full() && !tx_order_.empty()) {
+      // Resend the newest in-flight PSN: its SACK reveals a lost tail.
+      Psn newest = una_;
+      for (Psn p = next_psn_ - 1; p >= una_; p = p - 1) {
+        if (slots_[slot_of(p)].state == kInFlight) {
+          newest = p;
+          break;
+        }
+      }
+      if (emit_request(newest, /*retx=*/true, now, batch)) {
+        ++counters_.tlp_probes;
+        tlp_pending_ = false;
+      }
+    } else if (tlp_pending_ && tx_order_.empty()) {
+      tlp_pending_ = false;
+    }
+  }
+  while (!batch.full() && upper_ready_ && !close_requested_ && window_open()) {
+    uint64_t cookie;
+    if (!upper_->next_unit(*this, &cookie)) {
+      upper_ready_ = false;
+      break;
+    }
+    ensure_sender();
+    TxSlot& s = slots_[slot_of(next_psn_)];
+    s.cookie = cookie;
+    s.transmissions = 0;
+    s.is_close = false;
+    s.state = kInFlight;  // set properly by emit_request
+    const Psn psn = next_psn_;
+    ++next_psn_;
+    if (!emit_request(psn, /*retx=*/false, now, batch)) {
+      // No room in the buffer: cannot happen with MTU-sized buffers; undo.
+      --next_psn_;
+      s.state = kFree;
+      break;
+    }
+  }
+  if (close_requested_ && !close_sent_ && outstanding() == 0 && !batch.full()) {
+    ensure_sender();
+    TxSlot& s = slots_[slot_of(next_psn_)];
+    s.cookie = 0;
+    s.transmissions = 0;
+    s.is_close = true;
+    const Psn psn = next_psn_;
+    ++next_psn_;
+    if (emit_request(psn, false, now, batch)) {
+      close_sent_ = true;
+      state_ = PdcState::kClosing;
+    } else {
+      --next_psn_;
+    }
+  }
+  return batch.count() - start;
+}
+
+TimePoint Pdc::next_deadline() const {
+  if (state_ == PdcState::kClosed) return ack_due_;
+  if (state_ == PdcState::kFailed) return TimePoint::max();
+  TimePoint t = ack_due_;
+  if (!tx_order_.empty()) {
+    t = min_time(t, rto_deadline());
+    t = min_time(t, tlp_deadline_);
+    t = min_time(t, rack_deadline_);
+  }
+  return t;
+}
+
+void Pdc::on_timeout(TimePoint now) {
+  if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return;
+  // The ACK timer needs no action here: poll_transmit sends it when due.
+  if (tx_order_.empty()) return;
+  if (rack_deadline_ <= now) {
+    rack_deadline_ = TimePoint::max();
+    detect_losses(now);
+  }
+  if (!tx_order_.empty() && rto_deadline() <= now) {
+    on_rto(now);
+    return;
+  }
+  if (tlp_deadline_ <= now) {
+    tlp_deadline_ = TimePoint::max();
+    if (config_.tail_loss_probe && !tlp_used_ && !tx_order_.empty()) {
+      tlp_pending_ = true;
+      tlp_used_ = true;
+    }
+  }
+}
+
+void Pdc::close() {
+  if (state_ != PdcState::kOpen) return;
+  close_requested_ = true;
+}
+
+void Pdc::abort() {
+  if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return;
+  if (slots_) {
+    for (Psn p = una_; p < next_psn_; ++p) {
+      TxSlot& s = slots_[slot_of(p)];
+      if (s.state != kFree && s.state != kSacked && !s.is_close) {
+        upper_->on_unit_failed(*this, s.cookie, UnitFailure::kClosed);
+      }
+      s.state = kFree;
+    }
+  }
+  state_ = PdcState::kClosed;
+}
+
+// ============================================================================
+// Sender half
+// ============================================================================
+
+bool Pdc::window_open() const {
+  if (state_ != PdcState::kOpen) return false;
+  const uint32_t span = outstanding();
+  if (span >= config_.window_packets) return false;
+  // Before the first ACK the SYN's 12-bit psn_offset bounds how far we run.
+  if (!remote_known_ && static_cast<uint32_t>(next_psn_ - params_.start_psn) >= 4096) return false;
+  return in_flight() + retx_.size() < config_.cwnd_packets;
+}
+
+TimePoint Pdc::rto_deadline() const {
+  if (tx_order_.empty()) return TimePoint::max();
+  const TxSlot& head = slots_[tx_order_.front()];
+  return TimePoint::from_ns(head.last_send_ns) + rto_;
+}
+
+size_t Pdc::encode_request_header(const TxSlot& slot, Psn psn, bool retx, uint8_t* out) const {
+  (void)slot;
+  wire::RequestHeader h;
+  h.prologue.type =
+      params_.mode == DeliveryMode::kRod ? wire::PdsType::kRodReq : wire::PdsType::kRudReq;
+  h.prologue.next_hdr = static_cast<uint8_t>(wire::NextHdr::kReqStd);
+  h.prologue.flags = retx ? wire::kReqFlagRetx : 0;
+  h.psn = psn.value();
+  h.spdcid = params_.local_id;
+  // clear_psn_offset: PSNs below una are acknowledged; the receiver may forget them.
+  const int32_t clear = una_ - psn;
+  h.clear_psn_offset = static_cast<int16_t>(std::max<int32_t>(clear, -32768));
+  if (remote_known_) {
+    h.dpdcid = remote_id_;
+  } else {
+    h.prologue.flags |= wire::kReqFlagSyn;
+    h.dpdcid = wire::syn_dpdcid(0, static_cast<uint16_t>(psn - params_.start_psn));
+  }
+  return wire::encode_request(h, std::span<uint8_t>(out, wire::kRequestSize));
+}
+
+bool Pdc::emit_request(Psn psn, bool retx, TimePoint now, TxBatch& batch) {
+  const uint32_t idx = slot_of(psn);
+  TxSlot& s = slots_[idx];
+  TxPacket& tx = batch.next();
+  if (tx.capacity < wire::kRequestSize + wire::kTrailerSize + 64) return false;
+  size_t len;
+  if (s.is_close) {
+    wire::CtrlHeader c;
+    c.prologue.type = wire::PdsType::kCtrl;
+    c.prologue.next_hdr = static_cast<uint8_t>(wire::CtrlType::kClose);
+    c.prologue.flags = (retx ? wire::kCtrlFlagRetx : 0) |
+                       (params_.mode == DeliveryMode::kRod ? wire::kCtrlFlagIsRod : 0) |
+                       wire::kCtrlFlagAckReq;
+    c.psn = psn.value();
+    c.spdcid = params_.local_id;
+    c.dpdcid = remote_id_;
+    len = wire::encode_ctrl(c, std::span<uint8_t>(tx.data, tx.capacity));
+  } else {
+    len = encode_request_header(s, psn, retx, tx.data);
+    const size_t body = upper_->write_unit(
+        *this, s.cookie,
+        std::span<uint8_t>(tx.data + len, tx.capacity - len - wire::kTrailerSize));
+    len += body;
+  }
+  // Ask for an immediate ACK when this packet ends what we can send now, so
+  // the receiver does not sit on it for the coalescing delay.
+  const bool last_for_now = retx ? (retx_.size() <= 1 && !tlp_pending_)
+                                 : (!window_open() || in_flight() + 1 >= config_.cwnd_packets);
+  if ((last_for_now || tlp_pending_) && !s.is_close) tx.data[1] |= wire::kReqFlagAckReq;
+  len = wire::seal(std::span<uint8_t>(tx.data, tx.capacity), len);
+  tx.len = static_cast<uint32_t>(len);
+  tx.peer = params_.peer;
+  tx.entropy = params_.entropy;
+  tx.dscp = config_.dscp_request;
+  tx.ecn = Ecn::kEct0;
+  tx.control = false;
+  batch.commit();
+
+  if (s.state == kLost) retx_.remove(idx);
+  if (s.state == kInFlight && s.links.linked()) tx_order_.remove(idx);
+  s.state = kInFlight;
+  s.last_send_ns = now.ns();
+  s.tx_seq = next_tx_seq_++;
+  s.len = static_cast<uint16_t>(len);
+  ++s.transmissions;
+  tx_order_.push_back(idx);
+  last_tx_ = now;
+  ++counters_.tx_requests;
+  counters_.tx_request_bytes += len;
+  if (retx) ++counters_.retransmits;
+  if (config_.tail_loss_probe && !tlp_used_) {
+    const Duration pto = have_rtt_ ? max_dur(srtt_ * 2, config_.min_tlp) : config_.initial_rto / 2;
+    tlp_deadline_ = now + pto;
+  }
+  return true;
+}
+
+void Pdc::rtt_sample(Duration rtt) {
+  if (rtt < Duration::zero()) return;
+  ++counters_.rtt_samples;
+  if (rtt < min_rtt_) min_rtt_ = rtt;
+  if (!have_rtt_) {
+    srtt_ = rtt;
+    rttvar_ = rtt / 2;
+    have_rtt_ = true;
+  } else {
+    const Duration err = srtt_ > rtt ? srtt_ - rtt : rtt - srtt_;
+    rttvar_ = (rttvar_ * 3 + err) / 4;
+    srtt_ = (srtt_ * 7 + rtt) / 8;
+  }
+  Duration rto = srtt_ + max_dur(rttvar_ * 4, Duration::micros(1));
+  rto_ = std::clamp(rto, config_.min_rto, config_.max_rto);
+}
+
+void Pdc::mark_delivered(Psn psn, TimePoint now, bool* progressed) {
+  const uint32_t idx = slot_of(psn);
+  TxSlot& s = slots_[idx];
+  if (s.state == kInFlight) {
+    tx_order_.remove(idx);
+  } else if (s.state == kLost) {
+    retx_.remove(idx);
+  } else {
+    return;  // already sacked or free
+  }
+  const Duration rtt = now - TimePoint::from_ns(s.last_send_ns);
+  // Delivered sooner after its retransmission than a round trip takes: the
+  // original was only late. Such a delivery says nothing about what was sent
+  // before the retransmission (RFC 8985 step 2), and it widens the
+  // reordering window (RACK's DSACK-driven adaptation, inferred from timing).
+  const bool spurious = s.transmissions > 1 && have_rtt_ && rtt < min_rtt_;
+  if (spurious) {
+    ++counters_.spurious_retransmits;
+    if (reo_wnd_mult_ < 16) reo_wnd_mult_ *= 2;
+    reo_wnd_recoveries_ = 0;
+  }
+  s.state = kSacked;
+  if (!spurious && s.tx_seq > rack_seq_) {
+    rack_seq_ = s.tx_seq;
+    rack_rtt_ = rtt;
+  }
+  *progressed = true;
+  if (s.is_close) return;
+  upper_->on_unit_acked(*this, s.cookie);
+}
+
+void Pdc::on_ack(const wire::AckHeader& ack, TimePoint now) {
+  ++counters_.acks_received;
+  if (!slots_) return;
+  const Psn cack(ack.cack_psn);
+  const Psn acked = cack + ack.ack_psn_offset;
+  // An ACK for PSNs we never sent is not trusted (not even its spdcid).
+  if (cack >= next_psn_ || acked >= next_psn_) {
+    ++counters_.bad_packets;
+    return;
+  }
+  if (!remote_known_) {
+    remote_id_ = ack.spdcid;
+    remote_known_ = true;
+  }
+  last_ack_time_ = now;
+  bool progressed = false;
+
+  // RTT from the PSN that triggered this ACK, if sent once (Karn).
+  if (acked >= una_) {
+    const TxSlot& s = slots_[slot_of(acked)];
+    if (s.transmissions == 1 && s.state != kSacked && s.state != kFree) {
+      const Duration hold = Duration::nanos(static_cast<int64_t>(ack.ack_cc_state & 0xffffffffu));
+      Duration rtt = now - TimePoint::from_ns(s.last_send_ns);
+      if (hold < rtt) rtt -= hold;
+      rtt_sample(rtt);
+    }
+  }
+
+  // Cumulative part.
+  while (una_ <= cack) {
+    mark_delivered(una_, now, &progressed);
+    slots_[slot_of(una_)].state = kFree;
+    ++una_;
+    progressed = true;
+  }
+  // Selective part.
+  if (ack.prologue.type != wire::PdsType::kAck) {
+    uint64_t bits = ack.sack_bitmap;
+    const Psn base = cack + ack.sack_psn_offset;
+    while (bits) {
+      const int i = __builtin_ctzll(bits);
+      bits &= bits - 1;
+      const Psn p = base + i;
+      if (p < una_ || p >= next_psn_) continue;
+      mark_delivered(p, now, &progressed);
+    }
+  }
+  // The acked PSN itself is delivered even if outside the bitmap.
+  if (acked >= una_ && acked < next_psn_) mark_delivered(acked, now, &progressed);
+  // Skip over a prefix that was sacked earlier.
+  while (una_ < next_psn_ && slots_[slot_of(una_)].state == kSacked) {
+    slots_[slot_of(una_)].state = kFree;
+    ++una_;
+  }
+
+  if (close_sent_ && una_ == next_psn_) {
+    state_ = PdcState::kClosed;
+    return;
+  }
+  if (progressed) {
+    rto_backoff_ = 0;
+    tlp_used_ = false;
+    tlp_pending_ = false;
+    if (tx_order_.empty()) tlp_deadline_ = TimePoint::max();
+    else if (config_.tail_loss_probe) tlp_deadline_ = now + max_dur(srtt_ * 2, config_.min_tlp);
+  }
+  if (config_.retx == RetxMode::kSelective) detect_losses(now);
+}
+
+void Pdc::detect_losses(TimePoint now) {
+  // RACK (RFC 8985): a packet is lost once something sent after it was
+  // delivered and it has had rtt + reo_wnd to arrive. Time, not a packet
+  // count, so that sprayed packets overtaking each other are not "lost".
+  const Duration base = have_rtt_ ? min_rtt_ / 4 : Duration::micros(1);
+  const Duration reo_wnd = max_dur(base * reo_wnd_mult_, config_.min_reorder_window);
+  rack_deadline_ = TimePoint::max();
+  while (!tx_order_.empty()) {
+    const uint32_t idx = tx_order_.front();
+    const TxSlot& s = slots_[idx];
+    if (s.tx_seq >= rack_seq_) break;  // nothing sent later was delivered
+    const TimePoint expires = TimePoint::from_ns(s.last_send_ns) + rack_rtt_ + reo_wnd;
+    if (expires <= now) {
+      SHOAL_LOG(kPds, kDebug, "rack lost slot %u tx_seq %u sent %.3f now %.3f rack_seq %u rack_rtt %.3f reo %.3f",
+                idx, s.tx_seq, s.last_send_ns / 1e3, now.us(), rack_seq_, rack_rtt_.us(), reo_wnd.us());
+      ++counters_.rack_losses;
+      mark_lost(idx);
+      continue;
+    }
+    rack_deadline_ = expires;
+    break;
+  }
+}
+
+void Pdc::mark_lost(uint32_t idx) {
+  TxSlot& s = slots_[idx];
+  tx_order_.remove(idx);
+  s.state = kLost;
+  retx_.push_back(idx);
+}
+
+void Pdc::rewind_to(Psn from) {
+  // Go-back-N: everything from `from` on goes again, in PSN order.
+  ++counters_.gbn_rewinds;
+  while (!retx_.empty()) {
+    uint32_t idx = retx_.pop_front();
+    slots_[idx].state = kInFlight;  // re-queued below in PSN order
+  }
+  for (Psn p = max_psn(from, una_); p < next_psn_; ++p) {
+    const uint32_t idx = slot_of(p);
+    TxSlot& s = slots_[idx];
+    if (s.state == kInFlight) {
+      if (s.links.linked()) tx_order_.remove(idx);
+      s.state = kLost;
+      retx_.push_back(idx);
+    }
+  }
+}
+
+void Pdc::on_nack(const wire::NackHeader& nack, TimePoint now) {
+  ++counters_.nacks_received;
+  if (!slots_) return;
+  const Psn psn(nack.nack_psn);
+  if (psn < una_ || psn >= next_psn_) return;
+  switch (nack.code) {
+    case wire::NackCode::kPsnOorWindow:
+      if (config_.retx == RetxMode::kGoBackN) {
+        // Everything before the expected PSN arrived: take it as a cumulative ACK.
+        bool progressed = false;
+        while (una_ < psn) {
+          mark_delivered(una_, now, &progressed);
+          slots_[slot_of(una_)].state = kFree;
+          ++una_;
+        }
+        // The receiver expects `psn`; one rewind per RTT at most, as a RoCE
+        // NIC ignores NAKs for a hole it is already resending.
+        if (gbn_rewound_at_ == psn && now - gbn_last_rewind_ < max_dur(srtt_, Duration::micros(1))) return;
+        gbn_rewound_at_ = psn;
+        gbn_last_rewind_ = now;
+        rewind_to(psn);
+      }
+      break;
+    case wire::NackCode::kTrimmed:
+    case wire::NackCode::kTrimmedLastHop: {
+      // The payload was cut in the network: resend this PSN now.
+      const uint32_t idx = slot_of(psn);
+      if (slots_[idx].state == kInFlight) mark_lost(idx);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void Pdc::on_rto(TimePoint now) {
+  ++counters_.rto_fires;
+  const TxSlot& head = slots_[tx_order_.front()];
+  if (head.transmissions >= config_.max_transmissions) {
+    fail(now);
+    return;
+  }
+  if (config_.retx == RetxMode::kGoBackN) {
+    rewind_to(una_);
+  } else {
+    // Everything sent an RTO or more ago is presumed lost.
+    while (!tx_order_.empty()) {
+      const uint32_t idx = tx_order_.front();
+      if (TimePoint::from_ns(slots_[idx].last_send_ns) + rto_ > now) break;
+      mark_lost(idx);
+    }
+  }
+  ++rto_backoff_;
+  rto_ = min_dur(rto_ * 2, config_.max_rto);
+  tlp_deadline_ = TimePoint::max();
+}
+
+void Pdc::fail(TimePoint now) {
+  SHOAL_LOG(kPds, kWarn, "pdc %u peer %u: retry budget (%u transmissions) exhausted at %.1f us",
+            params_.local_id, static_cast<unsigned>(params_.peer), config_.max_transmissions,
+            now.us());
+  state_ = PdcState::kFailed;
+  for (Psn p = una_; p < next_psn_; ++p) {
+    TxSlot& s = slots_[slot_of(p)];
+    if ((s.state == kInFlight || s.state == kLost) && !s.is_close) {
+      upper_->on_unit_failed(*this, s.cookie, UnitFailure::kRetryExceeded);
+    }
+    s.state = kFree;
+  }
+  while (!tx_order_.empty()) tx_order_.pop_front();
+  while (!retx_.empty()) retx_.pop_front();
+}
+
+// ============================================================================
+// Receiver half
+// ============================================================================
+
+void Pdc::schedule_ack(TimePoint now, bool immediate) {
+  if (immediate || unacked_ >= config_.ack_every_packets) {
+    ack_due_ = now;
+  } else if (ack_due_.is_max()) {
+    ack_due_ = now + config_.ack_delay;
+  }
+}
+
+void Pdc::on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now) {
+  ++counters_.rx_requests;
+  const wire::RequestHeader& h = pkt.request;
+  const Psn psn(h.psn);
+  if (!receiver_started_) {
+    // Only a PDC created from a SYN receives requests in this version.
+    ++counters_.bad_packets;
+    return;
+  }
+  const bool ce = meta.ecn == Ecn::kCe;
+  if (ce) {
+    ++counters_.rx_ce_marked;
+    ++ce_since_ack_;
+  }
+  const bool ack_requested = (h.prologue.flags & wire::kReqFlagAckReq) != 0;
+  // Duplicate: already passed up. Tell the sender again, now.
+  if (psn <= cack_ || (psn - cack_ <= static_cast<int32_t>(rx_bitmap_.capacity()) &&
+                       rx_bitmap_.test(psn.value()))) {
+    ++counters_.rx_duplicates;
+    ack_trigger_ = psn <= cack_ ? cack_ : psn;
+    trigger_is_new_ = false;
+    schedule_ack(now, true);
+    return;
+  }
+  if (psn - cack_ > static_cast<int32_t>(rx_bitmap_.capacity())) {
+    ++counters_.rx_out_of_window;
+    nack_pending_ = true;
+    nack_code_ = wire::NackCode::kPsnOorWindow;
+    nack_psn_ = psn;
+    return;
+  }
+  if (config_.retx == RetxMode::kGoBackN && psn != cack_ + 1) {
+    // RoCE receiver: only the expected PSN is taken; NAK the hole once.
+    ++counters_.rx_out_of_order_dropped;
+    if (!gbn_nacked_) {
+      gbn_nacked_ = true;
+      nack_pending_ = true;
+      nack_code_ = wire::NackCode::kPsnOorWindow;
+      nack_psn_ = cack_ + 1;
+    }
+    return;
+  }
+  const RequestVerdict verdict = upper_->on_request(*this, pkt, now);
+  if (verdict == RequestVerdict::kRefused) {
+    ++counters_.rx_refused;
+    return;
+  }
+  if (verdict == RequestVerdict::kAccepted) ++counters_.rx_delivered;
+
+  const bool new_gap = psn > rx_highest_ + 1;
+  const bool fills_gap = psn < rx_highest_;
+  if (psn > rx_highest_) rx_highest_ = psn;
+  if (psn == cack_ + 1) {
+    ++cack_;
+    gbn_nacked_ = false;
+    // Slide over whatever arrived ahead of it.
+    const uint32_t run = rx_bitmap_.count_run((cack_ + 1).value(), rx_highest_ - cack_);
+    if (run) {
+      rx_bitmap_.clear_range((cack_ + 1).value(), run);
+      cack_ += run;
+    }
+  } else {
+    rx_bitmap_.set(psn.value());
+  }
+  ++unacked_;
+  ack_trigger_ = psn;
+  trigger_arrival_ = now;
+  trigger_is_new_ = true;
+  schedule_ack(now, new_gap || fills_gap || ce || ack_requested);
+}
+
+void Pdc::on_ctrl(const wire::Packet& pkt, TimePoint now) {
+  const wire::CtrlHeader& c = pkt.ctrl;
+  switch (c.ctrl_type()) {
+    case wire::CtrlType::kAckReq:
+      if (receiver_started_) {
+        ack_trigger_ = cack_;
+        schedule_ack(now, true);
+      }
+      break;
+    case wire::CtrlType::kClose: {
+      if (!receiver_started_) break;
+      const Psn psn(c.psn);
+      // CLOSE takes effect once every PSN before it arrived.
+      if (psn == cack_ + 1) {
+        ++cack_;
+        ack_trigger_ = psn;
+        close_ack_pending_ = true;
+        schedule_ack(now, true);
+      } else if (psn <= cack_) {
+        ack_trigger_ = cack_;
+        schedule_ack(now, true);
+      } else {
+        ++counters_.rx_refused;  // earlier PSNs still missing; sender retries
+      }
+      break;
+    }
+    case wire::CtrlType::kCloseReq:
+      close();
+      break;
+    default:
+      break;
+  }
+}
+
+bool Pdc::emit_ack(TimePoint now, TxBatch& batch) {
+  TxPacket& tx = batch.next();
+  wire::AckHeader a;
+  a.prologue.type = wire::PdsType::kAckCc;
+  a.prologue.flags = ce_since_ack_ ? wire::kAckFlagEcnEcho : 0;
+  a.cack_psn = cack_.value();
+  a.ack_psn_offset = static_cast<int16_t>(ack_trigger_ - cack_);
+  a.spdcid = params_.local_id;
+  a.dpdcid = remote_id_;
+  // SACK base: right after cack if the newest arrival fits in 64 bits;
+  // otherwise the 64 PSNs ending at the newest arrival (the sender keeps
+  // what earlier ACKs told it, so older holes are not forgotten).
+  Psn base = cack_ + 1;
+  if (rx_highest_ - base >= 64) base = rx_highest_ - 63;
+  a.sack_psn_offset = static_cast<int16_t>(base - cack_);
+  a.sack_bitmap = base > cack_ + 1 || rx_highest_ > cack_ ? rx_bitmap_.extract64(base.value()) : 0;
+  // The hold time of the PSN this ACK names, so that the sender's RTT sample
+  // for exactly that PSN excludes the coalescing delay.
+  a.ack_cc_state = pack_ack_cc_state(ce_since_ack_, trigger_is_new_ ? now - trigger_arrival_ : Duration::zero());
+  const size_t n = wire::encode_ack(a, std::span<uint8_t>(tx.data, tx.capacity));
+  if (n == 0) return false;
+  tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), n));
+  tx.peer = params_.peer;
+  tx.entropy = params_.entropy;
+  tx.dscp = config_.dscp_control;
+  tx.ecn = Ecn::kNotEct;
+  tx.control = true;
+  batch.commit();
+  ++counters_.acks_sent;
+  unacked_ = 0;
+  ce_since_ack_ = 0;
+  trigger_is_new_ = false;
+  ack_due_ = TimePoint::max();
+  if (close_ack_pending_) {
+    close_ack_pending_ = false;
+    state_ = PdcState::kClosed;
+  }
+  return true;
+}
+
+bool Pdc::emit_nack(TxBatch& batch) {
+  TxPacket& tx = batch.next();
+  wire::NackHeader h;
+  h.prologue.type = wire::PdsType::kNack;
+  h.code = nack_code_;
+  h.nack_psn = nack_psn_.value();
+  h.spdcid = params_.local_id;
+  h.dpdcid = remote_id_;
+  h.payload = cack_.value();
+  const size_t n = wire::encode_nack(h, std::span<uint8_t>(tx.data, tx.capacity));
+  if (n == 0) return false;
+  tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), n));
+  tx.peer = params_.peer;
+  tx.entropy = params_.entropy;
+  tx.dscp = config_.dscp_control;
+  tx.ecn = Ecn::kNotEct;
+  tx.control = true;
+  batch.commit();
+  ++counters_.nacks_sent;
+  nack_pending_ = false;
+  return true;
+}
+
+bool Pdc::emit_ctrl(wire::CtrlType type, Psn psn, TimePoint now, TxBatch& batch) {
+  (void)now;
+  TxPacket& tx = batch.next();
+  wire::CtrlHeader c;
+  c.prologue.type = wire::PdsType::kCtrl;
+  c.prologue.next_hdr = static_cast<uint8_t>(type);
+  c.psn = psn.value();
+  c.spdcid = params_.local_id;
+  c.dpdcid = remote_id_;
+  const size_t n = wire::encode_ctrl(c, std::span<uint8_t>(tx.data, tx.capacity));
+  if (n == 0) return false;
+  tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), n));
+  tx.peer = params_.peer;
+  tx.entropy = params_.entropy;
+  tx.dscp = config_.dscp_control;
+  tx.ecn = Ecn::kNotEct;
+  tx.control = true;
+  batch.commit();
+  ++counters_.ctrl_sent;
+  return true;
+}
+
+}  // namespace shoal::pds

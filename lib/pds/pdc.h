@@ -1,0 +1,298 @@
+// lib/pds: the Packet Delivery Context (PDC), UET's reliable connection
+// between two engines, as an I/O-free state machine.
+//
+// A Pdc has two halves. The sender half assigns PSNs to the units (packets)
+// its upper layer (lib/ses) hands it, keeps them until they are acknowledged,
+// and retransmits exactly the lost ones (selective repeat), or everything
+// from the hole on in go-back-N mode (RoCE's behaviour, kept as a baseline).
+// The receiver half filters duplicates through a window bitmap, passes new
+// requests up, and sends coalesced ACK_CC packets with a SACK bitmap.
+//
+// Driving it (ngtcp2 / quinn-proto style; the caller owns I/O and clocks):
+//   on_packet(pkt, meta, now)    a decoded datagram addressed to this PDC
+//   poll_transmit(now, batch)    fill buffers with whatever is due
+//   next_deadline()              when on_timeout must run next (or max)
+//   on_timeout(now)              fire due timers (ACK delay, RTO, TLP, RACK)
+//
+// Loss detection on the sender combines RACK-style reasoning with an RTO:
+// every transmission gets a sequence number; once a packet sent later than
+// p has been delivered, p is lost when rtt + reo_wnd has passed since it was
+// sent (reo_wnd = min_rtt/4, widened after spurious retransmissions). The RTO
+// (RFC 6298 estimator, microsecond floor) covers everything else and a tail
+// loss probe resends the newest packet so that a lost tail is found by SACK
+// rather than by the RTO.
+//
+// Invariants:
+// - Sender: PSNs in [una, next_psn) are tracked; next_psn - una <= window.
+//   Each tracked PSN is in exactly one state: in flight (on tx_order, sorted
+//   by transmission), lost (on retx queue), or sacked.
+// - Receiver: every PSN <= cack was received and passed up exactly once;
+//   bitmap bit (psn mod window) is set iff psn in (cack, cack+window] arrived.
+// - No allocation after the first use of each half; no I/O; no clock reads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "lib/base/bitmap.h"
+#include "lib/base/index_list.h"
+#include "lib/base/packet.h"
+#include "lib/base/psn.h"
+#include "lib/base/time.h"
+#include "lib/wire/wire.h"
+
+namespace shoal::pds {
+
+enum class DeliveryMode : uint8_t { kRud = 0, kRod = 1, kUud = 2 };
+enum class RetxMode : uint8_t { kSelective = 0, kGoBackN = 1 };
+const char* to_string(DeliveryMode m);
+const char* to_string(RetxMode m);
+
+struct PdsConfig {
+  RetxMode retx = RetxMode::kSelective;
+  // PSN window: how far the sender may run ahead of its oldest unacked PSN,
+  // and the receiver's bitmap size. Power of two, 64..32768.
+  uint32_t window_packets = 1024;
+  // Fixed in-flight limit (packets) until lib/cc decides it per PDC.
+  uint32_t cwnd_packets = 512;
+  // ACK coalescing: an ACK after this many packets or this delay, whichever
+  // comes first; immediately on a new gap, a filled gap, a duplicate, CE or AR.
+  uint32_t ack_every_packets = 16;
+  Duration ack_delay = Duration::micros(4);
+  // Retransmission timeout: RFC 6298 srtt + 4 rttvar, clamped.
+  Duration initial_rto = Duration::micros(500);
+  Duration min_rto = Duration::micros(100);
+  Duration max_rto = Duration::millis(100);
+  // A PSN sent this many times without being acknowledged fails the PDC.
+  uint32_t max_transmissions = 12;
+  // RACK reordering window floor; the window is min_rtt/4 times a factor
+  // that doubles (to 16) on each spurious retransmission.
+  Duration min_reorder_window = Duration::nanos(500);
+  bool tail_loss_probe = true;
+  Duration min_tlp = Duration::micros(10);
+  // DSCP for requests and for ACK/NACK/CTRL (EF) per wire-format.md.
+  uint8_t dscp_request = 0;
+  uint8_t dscp_control = 46;
+};
+
+// Plain counters; exporters read them. Sender and receiver halves both add.
+struct PdsCounters {
+  uint64_t tx_requests = 0;
+  uint64_t tx_request_bytes = 0;
+  uint64_t retransmits = 0;
+  uint64_t rto_fires = 0;
+  uint64_t tlp_probes = 0;
+  uint64_t rack_losses = 0;
+  uint64_t spurious_retransmits = 0;
+  uint64_t gbn_rewinds = 0;
+  uint64_t acks_received = 0;
+  uint64_t nacks_received = 0;
+  uint64_t rtt_samples = 0;
+  uint64_t rx_requests = 0;
+  uint64_t rx_delivered = 0;
+  uint64_t rx_duplicates = 0;
+  uint64_t rx_out_of_window = 0;
+  uint64_t rx_out_of_order_dropped = 0;  // go-back-N receiver
+  uint64_t rx_refused = 0;               // upper layer said not now
+  uint64_t rx_ce_marked = 0;
+  uint64_t acks_sent = 0;
+  uint64_t nacks_sent = 0;
+  uint64_t ctrl_sent = 0;
+  uint64_t bad_packets = 0;              // addressed here but inconsistent
+};
+
+enum class UnitFailure : uint8_t {
+  kRetryExceeded = 1,  // max_transmissions reached: peer unreachable
+  kClosed = 2,         // PDC torn down with the unit outstanding
+};
+
+enum class RequestVerdict : uint8_t {
+  kAccepted = 0,  // consumed: mark received, acknowledge
+  kRefused = 1,   // not now (no buffer, out of order for ROD): not acknowledged
+  kDiscard = 2,   // malformed at the semantic layer: acknowledged, dropped
+};
+
+class Pdc;
+
+// The layer above (SES). Called only from inside Pdc entry points, on the
+// engine's thread.
+class PdsUpper {
+ public:
+  virtual ~PdsUpper() = default;
+  // The next new unit for this PDC, if any. After returning false the PDC
+  // asks again only once wake() was called.
+  virtual bool next_unit(Pdc& pdc, uint64_t* cookie) = 0;
+  // Writes the SES header and payload of `cookie` at `out`; returns bytes.
+  virtual size_t write_unit(Pdc& pdc, uint64_t cookie, std::span<uint8_t> out) = 0;
+  // The unit was delivered (cumulatively or selectively acknowledged).
+  virtual void on_unit_acked(Pdc& pdc, uint64_t cookie) = 0;
+  // The unit will never be delivered.
+  virtual void on_unit_failed(Pdc& pdc, uint64_t cookie, UnitFailure why) = 0;
+  // A new request (not a duplicate) arrived for this PDC.
+  virtual RequestVerdict on_request(Pdc& pdc, const wire::Packet& pkt, TimePoint now) = 0;
+};
+
+enum class PdcState : uint8_t {
+  kOpen = 0,
+  kClosing = 1,  // CLOSE sent, waiting for its ACK
+  kClosed = 2,   // done; the owner may free it
+  kFailed = 3,   // retry budget exhausted; units failed; the owner may free it
+};
+
+struct PdcParams {
+  PeerAddr peer = 0;
+  uint16_t local_id = 0;
+  DeliveryMode mode = DeliveryMode::kRud;
+  uint16_t entropy = 0;   // UDP source port (fixed per PDC until lib/lb)
+  Psn start_psn;          // first PSN this side sends
+  // Target side only: the initiator's id and first PSN, from the SYN.
+  bool accepted = false;
+  uint16_t remote_id = 0;
+  Psn remote_start_psn;
+};
+
+class Pdc {
+ public:
+  Pdc(const PdsConfig& config, PdsUpper* upper, const PdcParams& params);
+  Pdc(const Pdc&) = delete;
+  Pdc& operator=(const Pdc&) = delete;
+
+  // ---- the sans-I/O entry points ----
+  void on_packet(const wire::Packet& pkt, const RxMeta& meta, TimePoint now);
+  uint32_t poll_transmit(TimePoint now, TxBatch& batch);
+  TimePoint next_deadline() const;
+  void on_timeout(TimePoint now);
+
+  // The upper layer has new units: ask next_unit() again.
+  void wake() { upper_ready_ = true; }
+  // Whether poll_transmit has something to send right now.
+  bool wants_transmit(TimePoint now) const;
+  // Close once everything outstanding is acknowledged (CTRL CLOSE).
+  void close();
+  // Fails every outstanding unit with kClosed and stops (QP/engine teardown).
+  void abort();
+
+  // ---- identity and state ----
+  PdcState state() const { return state_; }
+  PeerAddr peer() const { return params_.peer; }
+  uint16_t local_id() const { return params_.local_id; }
+  uint16_t remote_id() const { return remote_id_; }
+  bool remote_known() const { return remote_known_; }
+  DeliveryMode mode() const { return params_.mode; }
+  uint64_t user_data = 0;  // owner's tag (e.g. pool slot)
+
+  // Sender half.
+  uint32_t in_flight() const { return static_cast<uint32_t>(tx_order_.size()); }
+  uint32_t outstanding() const { return static_cast<uint32_t>(next_psn_ - una_); }
+  bool idle() const { return outstanding() == 0 && !upper_ready_; }
+  Duration srtt() const { return srtt_; }
+  Duration rto() const { return rto_; }
+  Psn next_psn() const { return next_psn_; }
+  // Receiver half.
+  Psn cack() const { return cack_; }
+
+  const PdsCounters& counters() const { return counters_; }
+  size_t memory_bytes() const;
+
+ private:
+  enum SlotState : uint8_t { kFree = 0, kInFlight, kLost, kSacked };
+  struct TxSlot {
+    uint64_t cookie;
+    int64_t last_send_ns;
+    uint64_t tx_seq;
+    IndexLinks links;
+    uint16_t len;
+    uint8_t transmissions;
+    SlotState state;
+    bool is_close;  // the CTRL CLOSE occupies a PSN like a unit
+  };
+  struct SlotLinks {
+    TxSlot* slots = nullptr;
+    IndexLinks& operator()(uint32_t i) const { return slots[i].links; }
+  };
+
+  // Sender.
+  void ensure_sender();
+  uint32_t slot_of(Psn p) const { return p.value() & window_mask_; }
+  bool window_open() const;
+  size_t encode_request_header(const TxSlot& slot, Psn psn, bool retx, uint8_t* out) const;
+  bool emit_request(Psn psn, bool retx, TimePoint now, TxBatch& batch);
+  void on_ack(const wire::AckHeader& ack, TimePoint now);
+  void on_nack(const wire::NackHeader& nack, TimePoint now);
+  void mark_delivered(Psn psn, TimePoint now, bool* progressed);
+  void detect_losses(TimePoint now);
+  void mark_lost(uint32_t idx);
+  void rewind_to(Psn from);  // go-back-N
+  void rtt_sample(Duration rtt);
+  void on_rto(TimePoint now);
+  void fail(TimePoint now);
+  TimePoint rto_deadline() const;
+
+  // Receiver.
+  void on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now);
+  void on_ctrl(const wire::Packet& pkt, TimePoint now);
+  bool emit_ack(TimePoint now, TxBatch& batch);
+  bool emit_nack(TxBatch& batch);
+  bool emit_ctrl(wire::CtrlType type, Psn psn, TimePoint now, TxBatch& batch);
+  void schedule_ack(TimePoint now, bool immediate);
+
+  PdsConfig config_;
+  PdsUpper* upper_;
+  PdcParams params_;
+  PdcState state_ = PdcState::kOpen;
+  uint16_t remote_id_ = 0;
+  bool remote_known_ = false;
+
+  // ---- sender half ----
+  std::unique_ptr<TxSlot[]> slots_;  // window_packets, allocated on first send
+  uint32_t window_mask_ = 0;
+  Psn next_psn_;
+  Psn una_;  // lowest PSN not yet cumulatively acknowledged
+  IndexList<SlotLinks> tx_order_;  // in flight, oldest transmission first
+  IndexList<SlotLinks> retx_;      // declared lost, waiting to go again
+  bool upper_ready_ = true;
+  bool close_requested_ = false;
+  bool close_sent_ = false;
+  uint64_t next_tx_seq_ = 1;
+  uint64_t rack_seq_ = 0;         // newest transmission known delivered
+  Duration rack_rtt_;             // its RTT
+  int64_t reo_wnd_mult_ = 1;
+  uint32_t reo_wnd_recoveries_ = 0;
+  TimePoint rack_deadline_ = TimePoint::max();
+  Duration srtt_;
+  Duration rttvar_;
+  Duration min_rtt_ = Duration::max();
+  Duration rto_;
+  bool have_rtt_ = false;
+  uint32_t rto_backoff_ = 0;
+  TimePoint last_tx_;
+  TimePoint tlp_deadline_ = TimePoint::max();
+  bool tlp_pending_ = false;      // a probe is due in poll_transmit
+  bool tlp_used_ = false;         // one probe per tail episode
+  TimePoint gbn_last_rewind_;
+  Psn gbn_rewound_at_;
+  TimePoint last_ack_time_;
+
+  // ---- receiver half ----
+  bool receiver_started_ = false;
+  RingBitmap rx_bitmap_;
+  Psn cack_;         // all PSNs <= cack arrived
+  Psn rx_highest_;   // highest PSN arrived
+  uint32_t unacked_ = 0;
+  TimePoint ack_due_ = TimePoint::max();
+  Psn ack_trigger_;  // the PSN this ACK reports as acked
+  uint32_t ce_since_ack_ = 0;
+  TimePoint trigger_arrival_;  // when ack_trigger_ arrived
+  bool trigger_is_new_ = false;
+  bool nack_pending_ = false;
+  wire::NackCode nack_code_ = wire::NackCode::kPsnOorWindow;
+  Psn nack_psn_;
+  bool gbn_nacked_ = false;     // one NACK per hole, like RoCE's NAK
+  bool close_ack_pending_ = false;
+  bool close_req_pending_ = false;
+
+  PdsCounters counters_;
+};
+
+}  // namespace shoal::pds
