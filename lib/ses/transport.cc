@@ -1,0 +1,672 @@
+#include "lib/ses/transport.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_format.h"
+#include "lib/base/log.h"
+
+namespace shoal::ses {
+
+const char* to_string(WcStatus s) {
+  switch (s) {
+    case WcStatus::kSuccess: return "SUCCESS";
+    case WcStatus::kLocLenErr: return "LOC_LEN_ERR";
+    case WcStatus::kLocProtErr: return "LOC_PROT_ERR";
+    case WcStatus::kRemAccessErr: return "REM_ACCESS_ERR";
+    case WcStatus::kRemInvReqErr: return "REM_INV_REQ_ERR";
+    case WcStatus::kRnrRetryExcErr: return "RNR_RETRY_EXC_ERR";
+    case WcStatus::kRetryExcErr: return "RETRY_EXC_ERR";
+    case WcStatus::kWrFlushErr: return "WR_FLUSH_ERR";
+  }
+  return "?";
+}
+
+namespace {
+
+uint64_t initiator_key(PeerAddr peer, DeliveryMode mode) {
+  return (peer << 2) | static_cast<uint64_t>(mode);
+}
+uint64_t accepted_key(PeerAddr peer, uint16_t remote_id) { return (peer << 16) | remote_id; }
+
+constexpr uint64_t kMaxMessageBytes = 0xffffffffull;  // msg_off and req_len are 32-bit
+
+}  // namespace
+
+Transport::Transport(const TransportConfig& config, PeerAddr self, uint64_t seed)
+    : config_(config), self_(self), rng_(seed) {
+  pdcs_.resize(config_.max_pdcs + 1);
+  for (uint32_t id = config_.max_pdcs; id >= 1; --id) free_pdc_ids_.push_back(static_cast<uint16_t>(id));
+  active_.reserve(config_.max_pdcs);
+  tx_msgs_.resize(config_.max_send_msgs);
+  for (uint32_t i = 0; i < config_.max_send_msgs; ++i) tx_msgs_[i].next = i + 1 < config_.max_send_msgs ? i + 1 : kNone;
+  tx_free_ = config_.max_send_msgs ? 0 : kNone;
+  rx_msgs_.resize(config_.max_recv_msgs);
+  for (uint32_t i = 0; i < config_.max_recv_msgs; ++i) rx_msgs_[i].next_free = i + 1 < config_.max_recv_msgs ? i + 1 : kNone;
+  rx_free_ = config_.max_recv_msgs ? 0 : kNone;
+  rx_index_.reserve(std::min<uint32_t>(config_.max_recv_msgs, 1 << 16));
+  recv_queues_.resize(config_.max_qps);
+  completions_.reserve(4096);
+}
+
+Transport::~Transport() = default;
+
+// ============================================================================
+// Application side
+// ============================================================================
+
+absl::Status Transport::post_send(const SendRequest& req) {
+  ++activity_;
+  if (req.data.size() > kMaxMessageBytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "message of %u bytes exceeds the 4 GiB - 1 limit of the SES header", req.data.size()));
+  }
+  if (req.dst_qp >= 4096) {
+    return absl::InvalidArgumentError(absl::StrFormat("dst_qp %u does not fit 12 bits", req.dst_qp));
+  }
+  if (req.mode == DeliveryMode::kUud && req.data.size() > config_.mtu_payload) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "UUD message of %u bytes exceeds one packet (%u bytes)", req.data.size(), config_.mtu_payload));
+  }
+  if (tx_free_ == kNone) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "%u sends outstanding (max_send_msgs); poll completions first", config_.max_send_msgs));
+  }
+  uint16_t id = 0;
+  if (req.mode != DeliveryMode::kUud) {
+    auto pdc = pdc_for(req.peer, req.mode);
+    if (!pdc.ok()) return pdc.status();
+    id = *pdc;
+    if (pdcs_[id].outstanding_msgs >= config_.max_msgs_per_pdc) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "%u messages outstanding to this peer (max_msgs_per_pdc); poll completions first",
+          config_.max_msgs_per_pdc));
+    }
+  }
+  const uint32_t m = tx_free_;
+  TxMsg& msg = tx_msgs_[m];
+  tx_free_ = msg.next;
+  ++tx_in_use_;
+  msg.data = req.data.data();
+  msg.len = static_cast<uint32_t>(req.data.size());
+  msg.wr_id = req.wr_id;
+  msg.imm = req.imm;
+  msg.has_imm = req.has_imm;
+  msg.signaled = req.signaled;
+  msg.peer = req.peer;
+  msg.packets = msg.len == 0 ? 1 : (msg.len + config_.mtu_payload - 1) / config_.mtu_payload;
+  msg.next_packet = 0;
+  msg.resolved = 0;
+  msg.failed = false;
+  msg.dst_qp = req.dst_qp;
+  msg.src_qp = req.src_qp;
+  msg.mode = req.mode;
+  msg.next = kNone;
+  msg.pdc = id;
+  if (req.mode == DeliveryMode::kUud) {
+    msg.msg_id = 0;
+    if (uud_tail_ == kNone) uud_head_ = m; else tx_msgs_[uud_tail_].next = m;
+    uud_tail_ = m;
+    return absl::OkStatus();
+  }
+  PdcSlot& slot = pdcs_[id];
+  msg.msg_id = slot.next_msg_id++;
+  ++slot.outstanding_msgs;
+  if (slot.sendq_tail == kNone) slot.sendq_head = m; else tx_msgs_[slot.sendq_tail].next = m;
+  slot.sendq_tail = m;
+  slot.pdc->wake();
+  activate(id);
+  return absl::OkStatus();
+}
+
+absl::Status Transport::post_recv(uint16_t qp, std::span<uint8_t> buffer, uint64_t wr_id) {
+  if (qp >= recv_queues_.size()) {
+    return absl::InvalidArgumentError(absl::StrFormat("qp %u out of range (max_qps %u)", qp, config_.max_qps));
+  }
+  if (buffer.size() > kMaxMessageBytes) {
+    return absl::InvalidArgumentError("receive buffer larger than 4 GiB - 1");
+  }
+  RecvQueue& q = recv_queues_[qp];
+  if (q.ring.empty()) q.ring.resize(config_.recv_queue_depth);
+  if (q.count == q.ring.size()) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "receive queue of qp %u is full (%u buffers)", qp, config_.recv_queue_depth));
+  }
+  q.ring[(q.head + q.count) % q.ring.size()] =
+      RecvBuf{buffer.data(), static_cast<uint32_t>(buffer.size()), wr_id};
+  ++q.count;
+  return absl::OkStatus();
+}
+
+bool Transport::pop_recv(uint16_t qp, RecvBuf* out) {
+  if (qp >= recv_queues_.size()) return false;
+  RecvQueue& q = recv_queues_[qp];
+  if (q.count == 0) return false;
+  *out = q.ring[q.head];
+  q.head = (q.head + 1) % q.ring.size();
+  --q.count;
+  return true;
+}
+
+void Transport::push_completion(const Completion& c) {
+  if (completions_head_ > 4096 && completions_head_ * 2 > completions_.size()) {
+    completions_.erase(completions_.begin(), completions_.begin() + completions_head_);
+    completions_head_ = 0;
+  }
+  completions_.push_back(c);
+}
+
+uint32_t Transport::poll_completions(Completion* out, uint32_t max) {
+  uint32_t n = 0;
+  while (n < max && completions_head_ < completions_.size()) out[n++] = completions_[completions_head_++];
+  if (completions_head_ == completions_.size()) {
+    completions_.clear();
+    completions_head_ = 0;
+  }
+  return n;
+}
+
+// ============================================================================
+// PDCs
+// ============================================================================
+
+absl::StatusOr<uint16_t> Transport::pdc_for(PeerAddr peer, DeliveryMode mode) {
+  const uint64_t key = initiator_key(peer, mode);
+  auto it = initiator_.find(key);
+  if (it != initiator_.end()) return it->second;
+  if (free_pdc_ids_.empty()) {
+    return absl::UnavailableError(absl::StrFormat("all %u PDCs in use", config_.max_pdcs));
+  }
+  const uint16_t id = free_pdc_ids_.back();
+  free_pdc_ids_.pop_back();
+  pds::PdcParams p;
+  p.peer = peer;
+  p.local_id = id;
+  p.mode = mode;
+  p.entropy = static_cast<uint16_t>(config_.entropy_base | (id & 0x3fff));
+  p.start_psn = Psn(static_cast<uint32_t>(rng_.next_u64()));
+  PdcSlot& slot = pdcs_[id];
+  slot = PdcSlot();
+  slot.pdc = std::make_unique<pds::Pdc>(config_.pds, this, p);
+  slot.initiator = true;
+  slot.key = key;
+  initiator_.emplace(key, id);
+  ++counters_.pdcs_opened;
+  return id;
+}
+
+uint16_t Transport::accept_pdc(PeerAddr peer, const wire::RequestHeader& h, DeliveryMode mode) {
+  const uint64_t key = accepted_key(peer, h.spdcid);
+  auto it = accepted_.find(key);
+  if (it != accepted_.end()) return it->second;
+  if (free_pdc_ids_.empty()) return 0;  // NO_PDC_AVAIL: the sender retries
+  const uint16_t id = free_pdc_ids_.back();
+  free_pdc_ids_.pop_back();
+  pds::PdcParams p;
+  p.peer = peer;
+  p.local_id = id;
+  p.mode = mode;
+  p.entropy = static_cast<uint16_t>(config_.entropy_base | (id & 0x3fff));
+  p.start_psn = Psn(static_cast<uint32_t>(rng_.next_u64()));
+  p.accepted = true;
+  p.remote_id = h.spdcid;
+  p.remote_start_psn = Psn(h.psn) - wire::syn_psn_offset(h.dpdcid);
+  PdcSlot& slot = pdcs_[id];
+  slot = PdcSlot();
+  slot.pdc = std::make_unique<pds::Pdc>(config_.pds, this, p);
+  slot.key = key;
+  accepted_.emplace(key, id);
+  ++counters_.pdcs_accepted;
+  return id;
+}
+
+void Transport::activate(uint16_t id) {
+  PdcSlot& slot = pdcs_[id];
+  if (slot.active) return;
+  slot.active = true;
+  active_.push_back(id);
+}
+
+void Transport::release_pdc(uint16_t id) {
+  PdcSlot& slot = pdcs_[id];
+  const pds::PdsCounters& c = slot.pdc->counters();
+  // Keep the totals of freed PDCs so that counters never go backwards.
+  uint64_t* dst = reinterpret_cast<uint64_t*>(&freed_pdc_counters_);
+  const uint64_t* src = reinterpret_cast<const uint64_t*>(&c);
+  for (size_t i = 0; i < sizeof(pds::PdsCounters) / sizeof(uint64_t); ++i) dst[i] += src[i];
+  if (slot.initiator) initiator_.erase(slot.key); else accepted_.erase(slot.key);
+  // Messages never handed to the PDS fail with the PDC.
+  while (slot.sendq_head != kNone) {
+    const uint32_t m = slot.sendq_head;
+    slot.sendq_head = tx_msgs_[m].next;
+    TxMsg& msg = tx_msgs_[m];
+    msg.failed = true;
+    finish_tx(m, slot.pdc->state() == pds::PdcState::kFailed ? WcStatus::kRetryExcErr : WcStatus::kWrFlushErr);
+  }
+  slot.pdc.reset();
+  slot.active = false;
+  slot.sendq_tail = kNone;
+  free_pdc_ids_.push_back(id);
+  ++counters_.pdcs_freed;
+}
+
+void Transport::after_pdc_event(uint16_t id, TimePoint now) {
+  PdcSlot& slot = pdcs_[id];
+  const pds::PdcState st = slot.pdc->state();
+  if (st == pds::PdcState::kFailed) {
+    ++counters_.pdcs_failed;
+    release_pdc(id);
+    return;
+  }
+  if (slot.pdc->wants_transmit(now)) activate(id);
+}
+
+uint32_t Transport::pdcs_open() const {
+  return static_cast<uint32_t>(config_.max_pdcs - free_pdc_ids_.size());
+}
+
+pds::PdsCounters Transport::pds_counters() const {
+  pds::PdsCounters total = freed_pdc_counters_;
+  for (const PdcSlot& s : pdcs_) {
+    if (!s.pdc) continue;
+    uint64_t* dst = reinterpret_cast<uint64_t*>(&total);
+    const uint64_t* src = reinterpret_cast<const uint64_t*>(&s.pdc->counters());
+    for (size_t i = 0; i < sizeof(pds::PdsCounters) / sizeof(uint64_t); ++i) dst[i] += src[i];
+  }
+  return total;
+}
+
+// ============================================================================
+// I/O side
+// ============================================================================
+
+void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& meta, TimePoint now) {
+  ++counters_.rx_datagrams;
+  ++activity_;
+  wire::Packet pkt;
+  const wire::WireError err = wire::parse_datagram(datagram, pkt);
+  if (err != wire::WireError::kOk) {
+    ++counters_.rx_wire_errors[static_cast<int>(err)];
+    return;
+  }
+  uint16_t id = 0;
+  switch (pkt.prologue.type) {
+    case wire::PdsType::kUudReq:
+      on_uud(pkt, meta);
+      return;
+    case wire::PdsType::kRudReq:
+    case wire::PdsType::kRodReq:
+    case wire::PdsType::kRudCcReq:
+    case wire::PdsType::kRodCcReq: {
+      const DeliveryMode mode = (pkt.prologue.type == wire::PdsType::kRodReq ||
+                                 pkt.prologue.type == wire::PdsType::kRodCcReq)
+                                    ? DeliveryMode::kRod
+                                    : DeliveryMode::kRud;
+      if (pkt.request.prologue.flags & wire::kReqFlagSyn) {
+        id = accept_pdc(meta.peer, pkt.request, mode);
+        if (id == 0) {
+          ++counters_.rx_no_pdc;
+          return;
+        }
+      } else {
+        id = pkt.request.dpdcid;
+      }
+      break;
+    }
+    case wire::PdsType::kAck:
+    case wire::PdsType::kAckCc:
+    case wire::PdsType::kAckCcx:
+      id = pkt.ack.dpdcid;
+      break;
+    case wire::PdsType::kNack:
+    case wire::PdsType::kNackCcx:
+      id = pkt.nack.dpdcid;
+      break;
+    case wire::PdsType::kCtrl:
+      id = pkt.ctrl.dpdcid;
+      break;
+    default:
+      ++counters_.rx_no_pdc;
+      return;
+  }
+  if (id == 0 || id >= pdcs_.size() || !pdcs_[id].pdc) {
+    ++counters_.rx_no_pdc;
+    return;
+  }
+  pds::Pdc& pdc = *pdcs_[id].pdc;
+  if (pdc.peer() != meta.peer) {
+    ++counters_.rx_pdc_mismatch;
+    return;
+  }
+  pdc.on_packet(pkt, meta, now);
+  after_pdc_event(id, now);
+}
+
+uint32_t Transport::poll_transmit(TimePoint now, TxBatch& batch) {
+  const uint32_t start = batch.count();
+  while (uud_head_ != kNone && !batch.full()) {
+    if (!emit_uud(batch)) break;
+  }
+  // Round-robin over active PDCs; a PDC that has nothing more leaves the list.
+  size_t i = 0;
+  while (i < active_.size() && !batch.full()) {
+    const uint16_t id = active_[i];
+    PdcSlot& slot = pdcs_[id];
+    if (!slot.pdc) {
+      active_[i] = active_.back();
+      active_.pop_back();
+      continue;
+    }
+    slot.pdc->poll_transmit(now, batch);
+    const pds::PdcState st = slot.pdc->state();
+    if (st == pds::PdcState::kFailed) {
+      ++counters_.pdcs_failed;
+      release_pdc(id);
+      active_[i] = active_.back();
+      active_.pop_back();
+      continue;
+    }
+    if (st == pds::PdcState::kClosed && slot.pdc->idle()) {
+      release_pdc(id);
+      active_[i] = active_.back();
+      active_.pop_back();
+      continue;
+    }
+    if (!slot.pdc->wants_transmit(now)) {
+      slot.active = false;
+      active_[i] = active_.back();
+      active_.pop_back();
+      continue;
+    }
+    ++i;
+  }
+  return batch.count() - start;
+}
+
+TimePoint Transport::next_deadline() const {
+  // A scan is fine for the handful of PDCs a pair test has; the engine's
+  // timer wheel (lib/engine) replaces it for pools of thousands.
+  TimePoint t = TimePoint::max();
+  for (const PdcSlot& s : pdcs_) {
+    if (s.pdc) t = min_time(t, s.pdc->next_deadline());
+  }
+  return t;
+}
+
+void Transport::on_timeout(TimePoint now) {
+  ++activity_;
+  for (uint16_t id = 1; id < pdcs_.size(); ++id) {
+    PdcSlot& s = pdcs_[id];
+    if (!s.pdc || s.pdc->next_deadline() > now) continue;
+    s.pdc->on_timeout(now);
+    after_pdc_event(id, now);
+  }
+}
+
+// ============================================================================
+// PdsUpper: the sender's units
+// ============================================================================
+
+bool Transport::next_unit(pds::Pdc& pdc, uint64_t* cookie) {
+  PdcSlot& slot = pdcs_[pdc.local_id()];
+  const uint32_t m = slot.sendq_head;
+  if (m == kNone) return false;
+  TxMsg& msg = tx_msgs_[m];
+  *cookie = (uint64_t{m} << 32) | msg.next_packet;
+  if (++msg.next_packet == msg.packets) {
+    slot.sendq_head = msg.next;
+    if (slot.sendq_head == kNone) slot.sendq_tail = kNone;
+    ++counters_.msgs_sent;
+  }
+  return true;
+}
+
+size_t Transport::encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size_t cap) const {
+  const uint32_t off = packet * config_.mtu_payload;
+  const uint32_t len = std::min(config_.mtu_payload, m.len - off);
+  if (cap < wire::kSesRequestSize + len) return 0;
+  wire::SesRequest h;
+  h.opcode = wire::SesOpcode::kSend;
+  h.flags = (packet == 0 ? wire::kSesFlagSom : 0) | (packet + 1 == m.packets ? wire::kSesFlagEom : 0) |
+            (m.has_imm ? wire::kSesFlagIe : 0);
+  h.msg_id = m.msg_id;
+  h.job_id = config_.job_id;
+  h.res_index = m.dst_qp;
+  h.initiator = m.src_qp;
+  if (packet == 0) {
+    h.cmpl_data = m.imm;
+  } else {
+    h.payload_len = static_cast<uint16_t>(len);
+    h.msg_off = off;
+  }
+  h.req_len = m.len;
+  const size_t n = wire::encode_ses_request(h, std::span<uint8_t>(out, cap));
+  if (len) std::memcpy(out + n, m.data + off, len);
+  return n + len;
+}
+
+size_t Transport::write_unit(pds::Pdc& pdc, uint64_t cookie, std::span<uint8_t> out) {
+  (void)pdc;
+  const TxMsg& m = tx_msgs_[cookie >> 32];
+  return encode_ses(m, static_cast<uint32_t>(cookie), out.data(), out.size());
+}
+
+void Transport::finish_tx(uint32_t m, WcStatus status) {
+  TxMsg& msg = tx_msgs_[m];
+  if (msg.mode != DeliveryMode::kUud && msg.pdc && pdcs_[msg.pdc].pdc) --pdcs_[msg.pdc].outstanding_msgs;
+  if (msg.signaled || status != WcStatus::kSuccess) {
+    Completion c;
+    c.wr_id = msg.wr_id;
+    c.status = status;
+    c.opcode = WcOpcode::kSend;
+    c.byte_len = msg.len;
+    c.peer = msg.peer;
+    c.qp = msg.src_qp;
+    push_completion(c);
+  }
+  msg.next = tx_free_;
+  tx_free_ = m;
+  --tx_in_use_;
+}
+
+void Transport::on_unit_acked(pds::Pdc& pdc, uint64_t cookie) {
+  (void)pdc;
+  const uint32_t m = static_cast<uint32_t>(cookie >> 32);
+  TxMsg& msg = tx_msgs_[m];
+  if (++msg.resolved == msg.packets) finish_tx(m, msg.failed ? WcStatus::kRetryExcErr : WcStatus::kSuccess);
+}
+
+void Transport::on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure why) {
+  (void)pdc;
+  const uint32_t m = static_cast<uint32_t>(cookie >> 32);
+  TxMsg& msg = tx_msgs_[m];
+  msg.failed = true;
+  // Units never handed out will not be reported by the PDS: count them here
+  // once, when the last handed-out unit resolves.
+  if (++msg.resolved + (msg.packets - msg.next_packet) == msg.packets) {
+    // Unlink from the PDC's send queue if it was still partly queued.
+    PdcSlot& slot = pdcs_[msg.pdc];
+    if (msg.next_packet < msg.packets && slot.sendq_head == m) {
+      slot.sendq_head = msg.next;
+      if (slot.sendq_head == kNone) slot.sendq_tail = kNone;
+    }
+    finish_tx(m, why == pds::UnitFailure::kRetryExceeded ? WcStatus::kRetryExcErr : WcStatus::kWrFlushErr);
+  }
+}
+
+// ============================================================================
+// PdsUpper: the receiver's requests
+// ============================================================================
+
+pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt, TimePoint now) {
+  (void)now;
+  if (!pkt.has_ses_request) {
+    ++counters_.rx_ses_malformed;
+    return pds::RequestVerdict::kDiscard;
+  }
+  const wire::SesRequest& h = pkt.ses_request;
+  if (h.opcode != wire::SesOpcode::kSend) {
+    ++counters_.rx_unsupported_op;
+    return pds::RequestVerdict::kDiscard;
+  }
+  const uint32_t payload = static_cast<uint32_t>(pkt.payload.size());
+  const uint32_t off = h.msg_off;
+  if (uint64_t{off} + payload > h.req_len) {
+    ++counters_.rx_ses_malformed;
+    return pds::RequestVerdict::kDiscard;
+  }
+  const uint16_t id = pdc.local_id();
+  PdcSlot& slot = pdcs_[id];
+  const uint32_t key = (uint32_t{id} << 16) | h.msg_id;
+  uint32_t r;
+  auto it = rx_index_.find(key);
+  if (it != rx_index_.end()) {
+    r = it->second;
+    if (rx_msgs_[r].msg_len != h.req_len) {
+      ++counters_.rx_ses_malformed;
+      return pds::RequestVerdict::kDiscard;
+    }
+  } else {
+    // First packet of this message: take the next posted receive buffer.
+    if (rx_free_ == kNone) return pds::RequestVerdict::kRefused;
+    if (pdc.mode() == DeliveryMode::kRod && h.msg_id != slot.next_complete &&
+        h.res_index < recv_queues_.size() && recv_queues_[h.res_index].count <= 1) {
+      // A ROD message that must wait for an earlier one may not take the
+      // last buffer: the earlier message may need it, and nothing would
+      // complete to free another (a deadlock, not just a stall).
+      ++counters_.rx_rnr;
+      return pds::RequestVerdict::kRefused;
+    }
+    RecvBuf rb;
+    if (!pop_recv(h.res_index, &rb)) {
+      ++counters_.rx_rnr;
+      return pds::RequestVerdict::kRefused;
+    }
+    r = rx_free_;
+    RxMsg& rm = rx_msgs_[r];
+    rx_free_ = rm.next_free;
+    rm.buf = rb.buf;
+    rm.buf_len = rb.len;
+    rm.wr_id = rb.wr_id;
+    rm.msg_len = h.req_len;
+    rm.landed = 0;
+    rm.qp = h.res_index;
+    rm.src_qp = static_cast<uint16_t>(h.initiator);
+    rm.has_imm = false;
+    rm.imm = 0;
+    rm.complete = false;
+    rm.len_error = h.req_len > rb.len;
+    rx_index_.emplace(key, r);
+  }
+  RxMsg& rm = rx_msgs_[r];
+  if (h.flags & wire::kSesFlagSom) {
+    rm.has_imm = (h.flags & wire::kSesFlagIe) != 0;
+    rm.imm = h.cmpl_data;
+  }
+  // Direct placement at the packet's offset; never past the posted buffer.
+  if (!rm.len_error && payload) std::memcpy(rm.buf + off, pkt.payload.data(), payload);
+  rm.landed += payload;
+  counters_.payload_bytes_received += payload;
+  if (rm.landed == rm.msg_len && (payload > 0 || rm.msg_len == 0)) {
+    rm.complete = true;
+    if (pdc.mode() == DeliveryMode::kRod) {
+      deliver_rod(id, pdc.peer());
+    } else {
+      rx_index_.erase(key);
+      complete_rx(r, pdc.peer());
+    }
+  }
+  return pds::RequestVerdict::kAccepted;
+}
+
+void Transport::complete_rx(uint32_t r, PeerAddr peer) {
+  RxMsg& rm = rx_msgs_[r];
+  Completion c;
+  c.wr_id = rm.wr_id;
+  c.status = rm.len_error ? WcStatus::kLocLenErr : WcStatus::kSuccess;
+  c.opcode = WcOpcode::kRecv;
+  c.byte_len = rm.len_error ? 0 : rm.msg_len;
+  c.has_imm = rm.has_imm;
+  c.imm = rm.imm;
+  c.peer = peer;
+  c.src_qp = rm.src_qp;
+  c.qp = rm.qp;
+  push_completion(c);
+  ++counters_.msgs_received;
+  rm.next_free = rx_free_;
+  rx_free_ = r;
+}
+
+void Transport::deliver_rod(uint16_t id, PeerAddr peer) {
+  PdcSlot& slot = pdcs_[id];
+  for (;;) {
+    const uint32_t key = (uint32_t{id} << 16) | slot.next_complete;
+    auto it = rx_index_.find(key);
+    if (it == rx_index_.end() || !rx_msgs_[it->second].complete) return;
+    const uint32_t r = it->second;
+    rx_index_.erase(it);
+    complete_rx(r, peer);
+    ++slot.next_complete;
+  }
+}
+
+// ============================================================================
+// UUD: one packet, no PDC, no acknowledgement
+// ============================================================================
+
+bool Transport::emit_uud(TxBatch& batch) {
+  const uint32_t m = uud_head_;
+  TxMsg& msg = tx_msgs_[m];
+  TxPacket& tx = batch.next();
+  wire::UudHeader u;
+  u.prologue.type = wire::PdsType::kUudReq;
+  u.prologue.next_hdr = static_cast<uint8_t>(wire::NextHdr::kReqStd);
+  size_t n = wire::encode_uud(u, std::span<uint8_t>(tx.data, tx.capacity));
+  if (n == 0) return false;
+  const size_t body = encode_ses(msg, 0, tx.data + n, tx.capacity - n - wire::kTrailerSize);
+  if (body == 0) return false;
+  tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), n + body));
+  tx.peer = msg.peer;
+  tx.entropy = config_.entropy_base;
+  tx.dscp = config_.pds.dscp_request;
+  tx.ecn = Ecn::kEct0;
+  tx.control = false;
+  batch.commit();
+  uud_head_ = msg.next;
+  if (uud_head_ == kNone) uud_tail_ = kNone;
+  ++counters_.msgs_sent;
+  finish_tx(m, WcStatus::kSuccess);  // best effort: done once it left
+  return true;
+}
+
+void Transport::on_uud(const wire::Packet& pkt, const RxMeta& meta) {
+  if (!pkt.has_ses_request || pkt.ses_request.opcode != wire::SesOpcode::kSend ||
+      pkt.payload.size() != pkt.ses_request.req_len) {
+    ++counters_.rx_ses_malformed;
+    return;
+  }
+  const wire::SesRequest& h = pkt.ses_request;
+  RecvBuf rb;
+  if (rx_free_ == kNone || !pop_recv(h.res_index, &rb)) {
+    ++counters_.rx_uud_dropped;
+    return;
+  }
+  const uint32_t r = rx_free_;
+  RxMsg& rm = rx_msgs_[r];
+  rx_free_ = rm.next_free;
+  rm.buf = rb.buf;
+  rm.buf_len = rb.len;
+  rm.wr_id = rb.wr_id;
+  rm.msg_len = h.req_len;
+  rm.landed = h.req_len;
+  rm.qp = h.res_index;
+  rm.src_qp = static_cast<uint16_t>(h.initiator);
+  rm.has_imm = (h.flags & wire::kSesFlagIe) != 0;
+  rm.imm = h.cmpl_data;
+  rm.len_error = h.req_len > rb.len;
+  if (!rm.len_error && h.req_len) std::memcpy(rm.buf, pkt.payload.data(), h.req_len);
+  counters_.payload_bytes_received += h.req_len;
+  complete_rx(r, meta.peer);
+}
+
+}  // namespace shoal::ses

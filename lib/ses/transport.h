@@ -1,0 +1,264 @@
+// lib/ses: the semantic sublayer and the I/O-free transport of one engine.
+//
+// Transport owns the PDCs of one engine (a first cut of the pool: one PDC per
+// (peer, delivery mode), opened with 0 RTT on first use) and the messages
+// that ride on them. It is the sans-I/O object an engine (lib/engine, later)
+// or the simulator drives:
+//   on_datagram(bytes, meta, now) / poll_transmit(now, batch) /
+//   next_deadline() / on_timeout(now)
+// and that an application programs through post_send / post_recv /
+// poll_completions.
+//
+// Messages: a SEND is cut into MTU-sized units; each carries msg_id, its
+// offset and the total length in the SES standard header, so the receiver
+// places every packet straight at its offset in the posted buffer, in
+// whatever order packets arrive. A message completes when all of its bytes
+// have landed. RUD completes messages in any order. ROD completes the
+// messages of a PDC in msg_id order; like SRD's connectionless QPs, a
+// message takes a receive buffer when its first packet arrives (buffer order
+// across messages is arrival order), and a message waiting for an earlier one
+// never takes a QP's last buffer.
+// UUD messages are single packets, best effort, with no PDC.
+//
+// Invariants:
+// - Every posted send and receive ends in exactly one completion, with a status.
+// - A payload byte is written into a receive buffer at most once per message
+//   (the PDS suppresses duplicates) and never outside the posted buffer.
+// - The caller's send buffer must stay valid until its completion (as in verbs).
+// Thread: one engine thread calls everything.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "lib/base/packet.h"
+#include "lib/base/rng.h"
+#include "lib/base/time.h"
+#include "lib/pds/pdc.h"
+#include "lib/wire/wire.h"
+
+namespace shoal::ses {
+
+using pds::DeliveryMode;
+
+// Completion statuses, named after ibv_wc_status.
+enum class WcStatus : uint8_t {
+  kSuccess = 0,
+  kLocLenErr,       // receive buffer smaller than the message
+  kLocProtErr,
+  kRemAccessErr,
+  kRemInvReqErr,
+  kRnrRetryExcErr,  // no receive posted within the retry budget
+  kRetryExcErr,     // peer unreachable within the retry budget
+  kWrFlushErr,      // torn down with the work outstanding
+};
+const char* to_string(WcStatus s);
+
+enum class WcOpcode : uint8_t { kSend = 0, kRecv = 1 };
+
+struct Completion {
+  uint64_t wr_id = 0;
+  WcStatus status = WcStatus::kSuccess;
+  WcOpcode opcode = WcOpcode::kSend;
+  bool has_imm = false;
+  uint32_t byte_len = 0;
+  uint64_t imm = 0;
+  PeerAddr peer = 0;     // receive: the sender; send: the destination
+  uint16_t src_qp = 0;   // receive: the sender's endpoint
+  uint16_t qp = 0;       // the local endpoint
+};
+
+struct SendRequest {
+  PeerAddr peer = 0;
+  uint16_t dst_qp = 0;
+  uint16_t src_qp = 0;
+  DeliveryMode mode = DeliveryMode::kRud;
+  std::span<const uint8_t> data;
+  uint64_t wr_id = 0;
+  bool has_imm = false;
+  uint64_t imm = 0;
+  bool signaled = true;
+};
+
+struct TransportConfig {
+  pds::PdsConfig pds;
+  uint32_t mtu_payload = 4096;       // payload bytes per packet
+  uint32_t max_send_msgs = 1 << 16;  // outstanding sends, all PDCs
+  uint32_t max_recv_msgs = 1 << 16;  // receive messages in progress
+  uint32_t max_qps = 64;             // endpoints (receive queues)
+  uint32_t recv_queue_depth = 1 << 14;
+  uint32_t max_pdcs = 1024;
+  // Outstanding messages per PDC: bounds msg_id reuse (16-bit ids).
+  uint32_t max_msgs_per_pdc = 8192;
+  uint32_t job_id = 1;
+  uint16_t entropy_base = 0xC000;
+};
+
+struct TransportCounters {
+  uint64_t rx_datagrams = 0;
+  uint64_t rx_wire_errors[static_cast<int>(wire::WireError::kCount)] = {};
+  uint64_t rx_no_pdc = 0;          // addressed to a PDC we do not have
+  uint64_t rx_pdc_mismatch = 0;    // PDC id from the wrong peer
+  uint64_t rx_ses_malformed = 0;   // SES fields inconsistent with the message
+  uint64_t rx_unsupported_op = 0;
+  uint64_t rx_rnr = 0;             // no receive buffer posted (refused)
+  uint64_t rx_uud_dropped = 0;
+  uint64_t pdcs_opened = 0;
+  uint64_t pdcs_accepted = 0;
+  uint64_t pdcs_failed = 0;
+  uint64_t pdcs_freed = 0;
+  uint64_t msgs_sent = 0;
+  uint64_t msgs_received = 0;
+  uint64_t payload_bytes_received = 0;
+};
+
+class Transport final : public pds::PdsUpper {
+ public:
+  Transport(const TransportConfig& config, PeerAddr self, uint64_t seed);
+  ~Transport() override;
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  // ---- application side ----
+  // Errors: InvalidArgument (UUD message larger than one packet, message over
+  // 4 GiB, dst_qp out of range), ResourceExhausted (too many outstanding
+  // sends overall or on this PDC; retry after polling completions),
+  // Unavailable (no PDC slot free).
+  absl::Status post_send(const SendRequest& req);
+  // Errors: InvalidArgument (qp out of range), ResourceExhausted (queue full).
+  absl::Status post_recv(uint16_t qp, std::span<uint8_t> buffer, uint64_t wr_id);
+  uint32_t poll_completions(Completion* out, uint32_t max);
+  size_t pending_completions() const { return completions_.size() - completions_head_; }
+
+  // ---- I/O side (see pds::Pdc for the contract) ----
+  void on_datagram(std::span<const uint8_t> datagram, const RxMeta& meta, TimePoint now);
+  uint32_t poll_transmit(TimePoint now, TxBatch& batch);
+  TimePoint next_deadline() const;
+  void on_timeout(TimePoint now);
+  // Whether poll_transmit may emit something now.
+  bool wants_transmit() const { return !active_.empty() || uud_head_ != kNone; }
+  // Bumps on every call that can create work to transmit (post_send,
+  // on_datagram, on_timeout): a driver that polled and got nothing need not
+  // poll again until it changes.
+  uint64_t activity() const { return activity_; }
+
+  // ---- introspection ----
+  const TransportCounters& counters() const { return counters_; }
+  pds::PdsCounters pds_counters() const;  // summed over live and freed PDCs
+  uint32_t pdcs_open() const;
+  PeerAddr self() const { return self_; }
+  const TransportConfig& config() const { return config_; }
+
+ private:
+  static constexpr uint32_t kNone = 0xffffffffu;
+
+  struct TxMsg {
+    const uint8_t* data;
+    uint64_t wr_id;
+    uint64_t imm;
+    PeerAddr peer;
+    uint32_t len;
+    uint32_t packets;
+    uint32_t next_packet;   // next unit to hand the PDS
+    uint32_t resolved;      // units acked or failed
+    uint32_t next;          // queue link (per-PDC send queue / free list / UUD queue)
+    uint16_t msg_id;
+    uint16_t dst_qp;
+    uint16_t src_qp;
+    uint16_t pdc;
+    bool has_imm;
+    bool signaled;
+    bool failed;
+    DeliveryMode mode;
+  };
+  struct RxMsg {
+    uint8_t* buf;
+    uint64_t wr_id;
+    uint64_t imm;
+    uint32_t buf_len;
+    uint32_t msg_len;
+    uint32_t landed;
+    uint16_t qp;
+    uint16_t src_qp;
+    bool has_imm;
+    bool complete;
+    bool len_error;
+    uint32_t next_free;
+  };
+  struct RecvBuf {
+    uint8_t* buf;
+    uint32_t len;
+    uint64_t wr_id;
+  };
+  struct RecvQueue {
+    std::vector<RecvBuf> ring;
+    uint32_t head = 0, count = 0;
+  };
+  // SES state per PDC, indexed by the PDC's local id.
+  struct PdcSlot {
+    std::unique_ptr<pds::Pdc> pdc;
+    uint32_t sendq_head = kNone, sendq_tail = kNone;
+    uint32_t outstanding_msgs = 0;
+    uint16_t next_msg_id = 0;     // sender
+    uint16_t next_complete = 0;   // ROD receiver: next message to complete
+    bool active = false;          // on active_
+    bool initiator = false;
+    uint64_t key = 0;             // its key in initiator_ / accepted_
+  };
+
+  // PdsUpper.
+  bool next_unit(pds::Pdc& pdc, uint64_t* cookie) override;
+  size_t write_unit(pds::Pdc& pdc, uint64_t cookie, std::span<uint8_t> out) override;
+  void on_unit_acked(pds::Pdc& pdc, uint64_t cookie) override;
+  void on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure why) override;
+  pds::RequestVerdict on_request(pds::Pdc& pdc, const wire::Packet& pkt, TimePoint now) override;
+
+  absl::StatusOr<uint16_t> pdc_for(PeerAddr peer, DeliveryMode mode);
+  uint16_t accept_pdc(PeerAddr peer, const wire::RequestHeader& h, DeliveryMode mode);
+  void activate(uint16_t id);
+  void after_pdc_event(uint16_t id, TimePoint now);
+  void release_pdc(uint16_t id);
+  void finish_tx(uint32_t m, WcStatus status);
+  void complete_rx(uint32_t r, PeerAddr peer);
+  void deliver_rod(uint16_t id, PeerAddr peer);
+  bool emit_uud(TxBatch& batch);
+  void on_uud(const wire::Packet& pkt, const RxMeta& meta);
+  bool pop_recv(uint16_t qp, RecvBuf* out);
+  size_t encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size_t cap) const;
+  void push_completion(const Completion& c);
+
+  TransportConfig config_;
+  PeerAddr self_;
+  Rng rng_;
+
+  std::vector<PdcSlot> pdcs_;          // index = local PDC id (0 unused)
+  std::vector<uint16_t> free_pdc_ids_;
+  absl::flat_hash_map<uint64_t, uint16_t> initiator_;  // (peer, mode) -> id
+  absl::flat_hash_map<uint64_t, uint16_t> accepted_;   // (peer, remote id) -> id
+  std::vector<uint16_t> active_;       // PDCs that may want to transmit
+  size_t active_cursor_ = 0;
+
+  std::vector<TxMsg> tx_msgs_;
+  uint32_t tx_free_ = kNone;
+  uint32_t tx_in_use_ = 0;
+  uint32_t uud_head_ = kNone, uud_tail_ = kNone;
+
+  std::vector<RxMsg> rx_msgs_;
+  uint32_t rx_free_ = kNone;
+  absl::flat_hash_map<uint32_t, uint32_t> rx_index_;  // (pdc id << 16 | msg_id) -> rx msg
+  std::vector<RecvQueue> recv_queues_;
+
+  std::vector<Completion> completions_;
+  size_t completions_head_ = 0;
+
+  uint64_t activity_ = 0;
+  pds::PdsCounters freed_pdc_counters_;
+  TransportCounters counters_;
+};
+
+}  // namespace shoal::ses

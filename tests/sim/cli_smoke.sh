@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Fast checks of the shoal-sim command line: help, bad input, JSON output,
+# and that a broken invariant would be reported through the exit status.
+set -u
+sim="$1"
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$sim" --help | grep -q pair-chaos || fail "--help does not list pair-chaos"
+"$sim" --scenario pair-chaos --help | grep -q -- '--loss' || fail "scenario help lacks --loss"
+"$sim" >/dev/null 2>&1; [ $? -eq 2 ] || fail "no --scenario must exit 2"
+"$sim" --scenario nosuch >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown scenario must exit 2"
+"$sim" --scenario pair-chaos --bogus 1 >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown flag must exit 2"
+"$sim" --scenario pair-chaos --loss 2 >/dev/null 2>&1; [ $? -eq 2 ] || fail "probability > 1 must exit 2"
+"$sim" --scenario pair-chaos --messages abc >/dev/null 2>&1; [ $? -eq 2 ] || fail "non-numeric --messages must exit 2"
+
+out=$("$sim" --scenario pair-chaos --messages 3000 --msg-size 3000 --loss 0.05 --reorder 0.2 \
+      --dup 0.02 --corrupt 0.01 --seed 3 --json) || fail "pair-chaos exited $?"
+echo "$out" | tail -1 | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+assert d["delivered"] == d["messages_sent"] == 3000, d
+assert d["duplicates_delivered"] == 0 and d["corrupt_delivered"] == 0, d
+assert d["corrupt_dropped"] > 0 and d["completions_error"] == 0, d
+assert d["retransmits"] > 0, d
+' || fail "pair-chaos JSON does not hold the invariants"
+
+# An impossible run (every packet lost) must fail loudly, not hang or pass.
+"$sim" --scenario pair-chaos --messages 10 --loss 1 --time-limit-s 2 >/dev/null 2>&1
+[ $? -eq 1 ] || fail "a run that loses everything must exit 1"
+
+out=$("$sim" --scenario pair-throughput --messages 20000 --msg-size 64 --json) || fail "pair-throughput exited $?"
+echo "$out" | tail -1 | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+assert d["messages"] == 20000 and d["ok"] and d["msgs_per_cpu_s"] > 0, d
+' || fail "pair-throughput JSON"
+echo "cli_smoke: all checks passed"
