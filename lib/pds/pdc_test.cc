@@ -924,9 +924,11 @@ TEST(PdcTest, RefusedRequestsAreRetransmittedAndDeliveredLater) {
   std::set<uint32_t> retx;
   for (auto [psn, n] : p.retx_by_psn()) retx.insert(psn);
   EXPECT_EQ(retx, (std::set<uint32_t>{0, 1, 2}));
+  ASSERT_FALSE(p.requests(true).empty());
+  const TimePoint first_retx_arrival = p.requests(true).front()->t + p.delay;
   for (const Rec* r : p.acks()) {
     const auto& a = r->pkt.ack;
-    if (r->t < p.requests(true).front()->t + p.delay) {
+    if (r->t < first_retx_arrival) {
       EXPECT_EQ(a.cack_psn, 0xFFFFFFFFu);  // nothing before the refused PSNs
       EXPECT_FALSE(a.sack_bitmap & 0x7);
     }
