@@ -693,6 +693,19 @@ void Pdc::on_ctrl(const wire::Packet& pkt, TimePoint now) {
   }
 }
 
+bool Pdc::commit_control(TxPacket& tx, size_t header_len, TxBatch& batch) {
+  if (header_len == 0) return false;
+  tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), header_len));
+  if (tx.len == 0) return false;
+  tx.peer = params_.peer;
+  tx.entropy = params_.entropy;
+  tx.dscp = config_.dscp_control;
+  tx.ecn = Ecn::kNotEct;
+  tx.control = true;
+  batch.commit();
+  return true;
+}
+
 bool Pdc::emit_ack(TimePoint now, TxBatch& batch) {
   TxPacket& tx = batch.next();
   wire::AckHeader a;
@@ -713,14 +726,7 @@ bool Pdc::emit_ack(TimePoint now, TxBatch& batch) {
   // for exactly that PSN excludes the coalescing delay.
   a.ack_cc_state = pack_ack_cc_state(ce_since_ack_, trigger_is_new_ ? now - trigger_arrival_ : Duration::zero());
   const size_t n = wire::encode_ack(a, std::span<uint8_t>(tx.data, tx.capacity));
-  if (n == 0) return false;
-  tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), n));
-  tx.peer = params_.peer;
-  tx.entropy = params_.entropy;
-  tx.dscp = config_.dscp_control;
-  tx.ecn = Ecn::kNotEct;
-  tx.control = true;
-  batch.commit();
+  if (!commit_control(tx, n, batch)) return false;
   ++counters_.acks_sent;
   unacked_ = 0;
   ce_since_ack_ = 0;
@@ -743,14 +749,7 @@ bool Pdc::emit_nack(TxBatch& batch) {
   h.dpdcid = remote_id_;
   h.payload = cack_.value();
   const size_t n = wire::encode_nack(h, std::span<uint8_t>(tx.data, tx.capacity));
-  if (n == 0) return false;
-  tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), n));
-  tx.peer = params_.peer;
-  tx.entropy = params_.entropy;
-  tx.dscp = config_.dscp_control;
-  tx.ecn = Ecn::kNotEct;
-  tx.control = true;
-  batch.commit();
+  if (!commit_control(tx, n, batch)) return false;
   ++counters_.nacks_sent;
   nack_pending_ = false;
   return true;
@@ -766,14 +765,7 @@ bool Pdc::emit_ctrl(wire::CtrlType type, Psn psn, TimePoint now, TxBatch& batch)
   c.spdcid = params_.local_id;
   c.dpdcid = remote_id_;
   const size_t n = wire::encode_ctrl(c, std::span<uint8_t>(tx.data, tx.capacity));
-  if (n == 0) return false;
-  tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), n));
-  tx.peer = params_.peer;
-  tx.entropy = params_.entropy;
-  tx.dscp = config_.dscp_control;
-  tx.ecn = Ecn::kNotEct;
-  tx.control = true;
-  batch.commit();
+  if (!commit_control(tx, n, batch)) return false;
   ++counters_.ctrl_sent;
   return true;
 }

@@ -232,6 +232,8 @@ class Pdc {
   // Receiver.
   void on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now);
   void on_ctrl(const wire::Packet& pkt, TimePoint now);
+  // Seals an ACK/NACK/CTRL header written at tx.data and commits it.
+  bool commit_control(TxPacket& tx, size_t header_len, TxBatch& batch);
   bool emit_ack(TimePoint now, TxBatch& batch);
   bool emit_nack(TxBatch& batch);
   bool emit_ctrl(wire::CtrlType type, Psn psn, TimePoint now, TxBatch& batch);

@@ -177,21 +177,26 @@ absl::StatusOr<uint16_t> Transport::pdc_for(PeerAddr peer, DeliveryMode mode) {
   if (free_pdc_ids_.empty()) {
     return absl::UnavailableError(absl::StrFormat("all %u PDCs in use", config_.max_pdcs));
   }
-  const uint16_t id = free_pdc_ids_.back();
-  free_pdc_ids_.pop_back();
   pds::PdcParams p;
   p.peer = peer;
-  p.local_id = id;
   p.mode = mode;
+  const uint16_t id = create_pdc(p, key, /*initiator=*/true);
+  initiator_.emplace(key, id);
+  ++counters_.pdcs_opened;
+  return id;
+}
+
+uint16_t Transport::create_pdc(pds::PdcParams p, uint64_t key, bool initiator) {
+  const uint16_t id = free_pdc_ids_.back();
+  free_pdc_ids_.pop_back();
+  p.local_id = id;
   p.entropy = static_cast<uint16_t>(config_.entropy_base | (id & 0x3fff));
   p.start_psn = Psn(static_cast<uint32_t>(rng_.next_u64()));
   PdcSlot& slot = pdcs_[id];
   slot = PdcSlot();
   slot.pdc = std::make_unique<pds::Pdc>(config_.pds, this, p);
-  slot.initiator = true;
+  slot.initiator = initiator;
   slot.key = key;
-  initiator_.emplace(key, id);
-  ++counters_.pdcs_opened;
   return id;
 }
 
@@ -200,21 +205,13 @@ uint16_t Transport::accept_pdc(PeerAddr peer, const wire::RequestHeader& h, Deli
   auto it = accepted_.find(key);
   if (it != accepted_.end()) return it->second;
   if (free_pdc_ids_.empty()) return 0;  // NO_PDC_AVAIL: the sender retries
-  const uint16_t id = free_pdc_ids_.back();
-  free_pdc_ids_.pop_back();
   pds::PdcParams p;
   p.peer = peer;
-  p.local_id = id;
   p.mode = mode;
-  p.entropy = static_cast<uint16_t>(config_.entropy_base | (id & 0x3fff));
-  p.start_psn = Psn(static_cast<uint32_t>(rng_.next_u64()));
   p.accepted = true;
   p.remote_id = h.spdcid;
   p.remote_start_psn = Psn(h.psn) - wire::syn_psn_offset(h.dpdcid);
-  PdcSlot& slot = pdcs_[id];
-  slot = PdcSlot();
-  slot.pdc = std::make_unique<pds::Pdc>(config_.pds, this, p);
-  slot.key = key;
+  const uint16_t id = create_pdc(p, key, /*initiator=*/false);
   accepted_.emplace(key, id);
   ++counters_.pdcs_accepted;
   return id;

@@ -219,6 +219,8 @@ class Transport final : public pds::PdsUpper {
   pds::RequestVerdict on_request(pds::Pdc& pdc, const wire::Packet& pkt, TimePoint now) override;
 
   absl::StatusOr<uint16_t> pdc_for(PeerAddr peer, DeliveryMode mode);
+  // Takes a free id (the caller checked there is one) and builds the PDC.
+  uint16_t create_pdc(pds::PdcParams p, uint64_t key, bool initiator);
   uint16_t accept_pdc(PeerAddr peer, const wire::RequestHeader& h, DeliveryMode mode);
   void activate(uint16_t id);
   void after_pdc_event(uint16_t id, TimePoint now);
