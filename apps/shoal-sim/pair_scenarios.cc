@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "apps/shoal-sim/json.h"
 #include "apps/shoal-sim/scenarios.h"
+#include "drivers/sim/direct.h"
 #include "drivers/sim/pair.h"
 
 namespace shoal::app {
@@ -360,21 +361,9 @@ int run_pair_throughput(Args& args, bool json) {
   std::vector<uint8_t> recv_pool(std::max<size_t>(1, sz) * rx_slots);
   for (uint32_t i = 0; i < rx_slots; ++i)
     (void)b.post_recv(0, std::span<uint8_t>(recv_pool.data() + i * std::max<size_t>(1, sz), sz), i);
-  constexpr uint32_t kBurst = 32;
-  std::vector<std::vector<uint8_t>> bufs(kBurst, std::vector<uint8_t>(9216));
-  TxPacket slots[kBurst];
+  sim::DirectLink link(32);
   auto pump = [&](ses::Transport& from, ses::Transport& to, PeerAddr src, TimePoint now) {
-    for (uint32_t i = 0; i < kBurst; ++i) {
-      slots[i] = TxPacket();
-      slots[i].data = bufs[i].data();
-      slots[i].capacity = 9216;
-    }
-    TxBatch batch(slots, kBurst);
-    const uint32_t n = from.poll_transmit(now, batch);
-    RxMeta meta;
-    meta.peer = src;
-    for (uint32_t i = 0; i < n; ++i) to.on_datagram(std::span<const uint8_t>(slots[i].data, slots[i].len), meta, now);
-    return n;
+    return link.pump(from, to, src, now);
   };
   uint64_t posted = 0, sent_done = 0, received = 0, errors = 0;
   int64_t outstanding = 0;

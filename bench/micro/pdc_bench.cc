@@ -7,29 +7,11 @@
 
 #include <vector>
 
+#include "drivers/sim/direct.h"
 #include "lib/ses/transport.h"
 
 namespace shoal {
 namespace {
-
-struct Pump {
-  std::vector<std::vector<uint8_t>> bufs;
-  std::vector<TxPacket> slots;
-  explicit Pump(uint32_t n) : bufs(n, std::vector<uint8_t>(9216)), slots(n) {}
-  uint32_t move(ses::Transport& from, ses::Transport& to, PeerAddr src, TimePoint now) {
-    for (size_t i = 0; i < slots.size(); ++i) {
-      slots[i] = TxPacket();
-      slots[i].data = bufs[i].data();
-      slots[i].capacity = 9216;
-    }
-    TxBatch batch(slots.data(), static_cast<uint32_t>(slots.size()));
-    const uint32_t n = from.poll_transmit(now, batch);
-    RxMeta meta;
-    meta.peer = src;
-    for (uint32_t i = 0; i < n; ++i) to.on_datagram({slots[i].data, slots[i].len}, meta, now);
-    return n;
-  }
-};
 
 // Messages of `size` bytes, `window` at a time, through two transports.
 void BM_MessageRound(benchmark::State& state) {
@@ -38,7 +20,7 @@ void BM_MessageRound(benchmark::State& state) {
   ses::Transport a(cfg, 1, 1), b(cfg, 2, 2);
   std::vector<uint8_t> payload(size, 0x5a), rbuf(size * 1024);
   for (int i = 0; i < 1024; ++i) (void)b.post_recv(0, {rbuf.data() + i * size, size}, i);
-  Pump pump(32);
+  sim::DirectLink pump(32);
   ses::Completion wc[64];
   TimePoint now = TimePoint::zero();
   uint64_t done = 0;
@@ -49,12 +31,12 @@ void BM_MessageRound(benchmark::State& state) {
       r.data = payload;
       (void)a.post_send(r);
     }
-    pump.move(a, b, 1, now);
-    pump.move(b, a, 2, now);
+    pump.pump(a, b, 1, now);
+    pump.pump(b, a, 2, now);
     now += Duration::micros(5);
     if (a.next_deadline() <= now) a.on_timeout(now);
     if (b.next_deadline() <= now) b.on_timeout(now);
-    pump.move(b, a, 2, now);
+    pump.pump(b, a, 2, now);
     uint32_t n;
     while ((n = a.poll_completions(wc, 64)) > 0) done += n;
     while ((n = b.poll_completions(wc, 64)) > 0)

@@ -309,14 +309,8 @@ bool Pdc::emit_request(Psn psn, bool retx, TimePoint now, TxBatch& batch) {
   const bool last_for_now = retx ? (retx_.size() <= 1 && !tlp_pending_)
                                  : (!window_open() || in_flight() + 1 >= config_.cwnd_packets);
   if ((last_for_now || tlp_pending_) && !s.is_close) tx.data[1] |= wire::kReqFlagAckReq;
-  len = wire::seal(std::span<uint8_t>(tx.data, tx.capacity), len);
-  tx.len = static_cast<uint32_t>(len);
-  tx.peer = params_.peer;
-  tx.entropy = params_.entropy;
-  tx.dscp = config_.dscp_request;
-  tx.ecn = Ecn::kEct0;
-  tx.control = false;
-  batch.commit();
+  if (!commit_packet(tx, len, /*control=*/false, batch)) return false;
+  len = tx.len;
 
   if (s.state == kLost) retx_.remove(idx);
   if (s.state == kInFlight && s.links.linked()) tx_order_.remove(idx);
@@ -693,15 +687,17 @@ void Pdc::on_ctrl(const wire::Packet& pkt, TimePoint now) {
   }
 }
 
-bool Pdc::commit_control(TxPacket& tx, size_t header_len, TxBatch& batch) {
-  if (header_len == 0) return false;
-  tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), header_len));
+bool Pdc::commit_packet(TxPacket& tx, size_t len, bool control, TxBatch& batch) {
+  if (len == 0) return false;
+  tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), len));
   if (tx.len == 0) return false;
   tx.peer = params_.peer;
   tx.entropy = params_.entropy;
-  tx.dscp = config_.dscp_control;
-  tx.ecn = Ecn::kNotEct;
-  tx.control = true;
+  // Requests are ECN-capable at the request class; ACK/NACK/CTRL travel at
+  // the control class (EF) and are not ECN-capable (they carry the signal).
+  tx.dscp = control ? config_.dscp_control : config_.dscp_request;
+  tx.ecn = control ? Ecn::kNotEct : Ecn::kEct0;
+  tx.control = control;
   batch.commit();
   return true;
 }
@@ -726,7 +722,7 @@ bool Pdc::emit_ack(TimePoint now, TxBatch& batch) {
   // for exactly that PSN excludes the coalescing delay.
   a.ack_cc_state = pack_ack_cc_state(ce_since_ack_, trigger_is_new_ ? now - trigger_arrival_ : Duration::zero());
   const size_t n = wire::encode_ack(a, std::span<uint8_t>(tx.data, tx.capacity));
-  if (!commit_control(tx, n, batch)) return false;
+  if (!commit_packet(tx, n, /*control=*/true, batch)) return false;
   ++counters_.acks_sent;
   unacked_ = 0;
   ce_since_ack_ = 0;
@@ -749,7 +745,7 @@ bool Pdc::emit_nack(TxBatch& batch) {
   h.dpdcid = remote_id_;
   h.payload = cack_.value();
   const size_t n = wire::encode_nack(h, std::span<uint8_t>(tx.data, tx.capacity));
-  if (!commit_control(tx, n, batch)) return false;
+  if (!commit_packet(tx, n, /*control=*/true, batch)) return false;
   ++counters_.nacks_sent;
   nack_pending_ = false;
   return true;
@@ -765,7 +761,7 @@ bool Pdc::emit_ctrl(wire::CtrlType type, Psn psn, TimePoint now, TxBatch& batch)
   c.spdcid = params_.local_id;
   c.dpdcid = remote_id_;
   const size_t n = wire::encode_ctrl(c, std::span<uint8_t>(tx.data, tx.capacity));
-  if (!commit_control(tx, n, batch)) return false;
+  if (!commit_packet(tx, n, /*control=*/true, batch)) return false;
   ++counters_.ctrl_sent;
   return true;
 }

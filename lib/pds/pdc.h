@@ -232,8 +232,9 @@ class Pdc {
   // Receiver.
   void on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now);
   void on_ctrl(const wire::Packet& pkt, TimePoint now);
-  // Seals an ACK/NACK/CTRL header written at tx.data and commits it.
-  bool commit_control(TxPacket& tx, size_t header_len, TxBatch& batch);
+  // Seals the `len` bytes written at tx.data, stamps the metadata of a
+  // request or a control packet (ACK/NACK/CTRL) and commits it to the batch.
+  bool commit_packet(TxPacket& tx, size_t len, bool control, TxBatch& batch);
   bool emit_ack(TimePoint now, TxBatch& batch);
   bool emit_nack(TxBatch& batch);
   bool emit_ctrl(wire::CtrlType type, Psn psn, TimePoint now, TxBatch& batch);

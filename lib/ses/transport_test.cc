@@ -2,6 +2,8 @@
 // wire, so each test decides which datagram arrives, when, and in what order.
 #include "lib/ses/transport.h"
 
+#include "drivers/sim/direct.h"
+
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -29,20 +31,9 @@ class Pair {
   // Moves everything each host wants to send into `wire` (not delivered yet).
   void collect() {
     for (int i = 0; i < 2; ++i) {
-      for (;;) {
-        std::vector<std::vector<uint8_t>> bufs(16, std::vector<uint8_t>(9216));
-        TxPacket slots[16];
-        for (int k = 0; k < 16; ++k) {
-          slots[k].data = bufs[k].data();
-          slots[k].capacity = 9216;
-        }
-        TxBatch batch(slots, 16);
-        const uint32_t n = hosts_[i]->poll_transmit(now, batch);
-        for (uint32_t k = 0; k < n; ++k) {
-          wire.push_back(Datagram{std::vector<uint8_t>(slots[k].data, slots[k].data + slots[k].len),
-                                  static_cast<PeerAddr>(i + 1), 1 - i});
-        }
-        if (n < 16) break;
+      while (link_.poll(*hosts_[i], now, [&](std::span<const uint8_t> dg, const TxPacket&) {
+        wire.push_back(Datagram{std::vector<uint8_t>(dg.begin(), dg.end()), static_cast<PeerAddr>(i + 1), 1 - i});
+      }) == link_.burst()) {
       }
     }
   }
@@ -85,6 +76,7 @@ class Pair {
 
  private:
   std::unique_ptr<Transport> hosts_[2];
+  sim::DirectLink link_{16};
 };
 
 TransportConfig small_mtu() {

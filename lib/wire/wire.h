@@ -93,6 +93,8 @@ struct Prologue {
   PdsType type = PdsType::kRudReq;
   uint8_t next_hdr = 0;  // NextHdr, or CtrlType for CTRL
   uint8_t flags = 0;     // 7 bits
+  // Field-wise equality (tests, fuzz round trips).
+  bool operator==(const Prologue&) const = default;
 };
 inline constexpr size_t kPrologueSize = 2;
 
@@ -107,6 +109,8 @@ struct RequestHeader {
   // Without SYN: the target's PDC id. With SYN: pdc_info[15:12] | psn_offset[11:0].
   uint16_t dpdcid = 0;
   uint32_t req_cc_state = 0;  // only on the *_CC_REQ types
+  // Field-wise equality (tests, fuzz round trips).
+  bool operator==(const RequestHeader&) const = default;
 };
 inline constexpr size_t kRequestSize = 12;
 inline constexpr size_t kCcRequestSize = 16;
@@ -134,6 +138,8 @@ struct AckHeader {
   uint64_t sack_bitmap = 0;
   uint64_t ack_cc_state = 0;
   uint64_t ack_ccx_state = 0;  // ACK_CCX only
+  // Field-wise equality (tests, fuzz round trips).
+  bool operator==(const AckHeader&) const = default;
 };
 inline constexpr size_t kAckSize = 12;
 inline constexpr size_t kAckEpsnSize = 16;
@@ -153,6 +159,8 @@ struct NackHeader {
   uint8_t nccx_type = 0;       // 4 bits
   uint64_t nccx_state = 0;     // 60 bits
   uint64_t nccx_state2 = 0;
+  // Field-wise equality (tests, fuzz round trips).
+  bool operator==(const NackHeader&) const = default;
 };
 inline constexpr size_t kNackSize = 16;
 inline constexpr size_t kNackCcxSize = 32;
@@ -166,6 +174,8 @@ struct CtrlHeader {
   uint16_t dpdcid = 0;  // or pdc_info with SYN
   uint32_t payload = 0;
   CtrlType ctrl_type() const { return static_cast<CtrlType>(prologue.next_hdr); }
+  // Field-wise equality (tests, fuzz round trips).
+  bool operator==(const CtrlHeader&) const = default;
 };
 inline constexpr size_t kCtrlSize = 16;
 
@@ -173,10 +183,14 @@ inline constexpr size_t kCtrlSize = 16;
 struct RudiHeader {
   Prologue prologue;  // kRudiReq or kRudiResp
   uint32_t pkt_id = 0;
+  // Field-wise equality (tests, fuzz round trips).
+  bool operator==(const RudiHeader&) const = default;
 };
 inline constexpr size_t kRudiSize = 8;
 struct UudHeader {
   Prologue prologue;  // kUudReq
+  // Field-wise equality (tests, fuzz round trips).
+  bool operator==(const UudHeader&) const = default;
 };
 inline constexpr size_t kUudSize = 4;
 
@@ -211,6 +225,8 @@ struct SesRequest {
   uint16_t payload_len = 0; // !SOM only, 14 bits
   uint32_t msg_off = 0;     // !SOM only (0 on SOM)
   uint32_t req_len = 0;     // total message length
+  // Field-wise equality (tests, fuzz round trips).
+  bool operator==(const SesRequest&) const = default;
 };
 inline constexpr size_t kSesRequestSize = 44;
 
@@ -228,6 +244,8 @@ struct SesResponse {
   uint16_t rd_msg_id = 0;
   uint16_t payload_len = 0;
   uint32_t msg_off = 0;
+  // Field-wise equality (tests, fuzz round trips).
+  bool operator==(const SesResponse&) const = default;
 };
 inline constexpr size_t kSesResponseSize = 12;
 inline constexpr size_t kSesResponseDataSize = 20;

@@ -156,48 +156,6 @@ const Bytes kSesRspDataGolden = {
     0x00, 0x00, 0x01, 0x00,  // msg_off
 };
 
-// ---- field-wise equality -----------------------------------------------------------
-
-bool Eq(const Prologue& a, const Prologue& b) {
-  return a.type == b.type && a.next_hdr == b.next_hdr && a.flags == b.flags;
-}
-bool Eq(const RequestHeader& a, const RequestHeader& b) {
-  return Eq(a.prologue, b.prologue) && a.clear_psn_offset == b.clear_psn_offset &&
-         a.psn == b.psn && a.spdcid == b.spdcid && a.dpdcid == b.dpdcid &&
-         a.req_cc_state == b.req_cc_state;
-}
-bool Eq(const AckHeader& a, const AckHeader& b) {
-  return Eq(a.prologue, b.prologue) && a.ack_psn_offset == b.ack_psn_offset &&
-         a.cack_psn == b.cack_psn && a.spdcid == b.spdcid && a.dpdcid == b.dpdcid &&
-         a.expected_psn == b.expected_psn && a.cc_type == b.cc_type &&
-         a.cc_flags == b.cc_flags && a.mpr == b.mpr && a.sack_psn_offset == b.sack_psn_offset &&
-         a.sack_bitmap == b.sack_bitmap && a.ack_cc_state == b.ack_cc_state &&
-         a.ack_ccx_state == b.ack_ccx_state;
-}
-bool Eq(const NackHeader& a, const NackHeader& b) {
-  return Eq(a.prologue, b.prologue) && a.code == b.code && a.vendor_code == b.vendor_code &&
-         a.nack_psn == b.nack_psn && a.spdcid == b.spdcid && a.dpdcid == b.dpdcid &&
-         a.payload == b.payload && a.nccx_type == b.nccx_type && a.nccx_state == b.nccx_state &&
-         a.nccx_state2 == b.nccx_state2;
-}
-bool Eq(const CtrlHeader& a, const CtrlHeader& b) {
-  return Eq(a.prologue, b.prologue) && a.probe_opaque == b.probe_opaque && a.psn == b.psn &&
-         a.spdcid == b.spdcid && a.dpdcid == b.dpdcid && a.payload == b.payload;
-}
-bool Eq(const SesRequest& a, const SesRequest& b) {
-  return a.opcode == b.opcode && a.version == b.version && a.flags == b.flags &&
-         a.msg_id == b.msg_id && a.ri_gen == b.ri_gen && a.job_id == b.job_id &&
-         a.pid_on_fep == b.pid_on_fep && a.res_index == b.res_index && a.buf_off == b.buf_off &&
-         a.initiator == b.initiator && a.mem_key == b.mem_key && a.cmpl_data == b.cmpl_data &&
-         a.payload_len == b.payload_len && a.msg_off == b.msg_off && a.req_len == b.req_len;
-}
-bool Eq(const SesResponse& a, const SesResponse& b) {
-  return a.list == b.list && a.opcode == b.opcode && a.version == b.version &&
-         a.ret_code == b.ret_code && a.msg_id == b.msg_id && a.ri_gen == b.ri_gen &&
-         a.job_id == b.job_id && a.mod_len == b.mod_len && a.rd_msg_id == b.rd_msg_id &&
-         a.payload_len == b.payload_len && a.msg_off == b.msg_off;
-}
-
 // Decodes `golden`, checks that every shorter prefix is kTruncated, and that
 // re-encoding reproduces the exact bytes. Returns the decoded header.
 template <typename H, typename Dec, typename Enc>
@@ -651,7 +609,7 @@ TEST(WireRoundTrip, RandomHeaders) {
     ASSERT_EQ(n, cc ? kCcRequestSize : kRequestSize);
     RequestHeader rq2;
     ASSERT_EQ(decode_request({buf, n}, rq2), WireError::kOk);
-    EXPECT_TRUE(Eq(rq, rq2));
+    EXPECT_TRUE((rq == rq2));
 
     AckHeader a;
     a.prologue = {kAckTypes[u() % 3], kAckNh[u() % 3], static_cast<uint8_t>(u() & 0x7F)};
@@ -675,7 +633,7 @@ TEST(WireRoundTrip, RandomHeaders) {
     ASSERT_EQ(n, pds_header_size(a.prologue));
     AckHeader a2;
     ASSERT_EQ(decode_ack({buf, n}, a2), WireError::kOk);
-    EXPECT_TRUE(Eq(a, a2));
+    EXPECT_TRUE((a == a2));
 
     NackHeader nk;
     const bool ccx = u() & 1;
@@ -694,7 +652,7 @@ TEST(WireRoundTrip, RandomHeaders) {
     n = encode_nack(nk, buf);
     NackHeader nk2;
     ASSERT_EQ(decode_nack({buf, n}, nk2), WireError::kOk);
-    EXPECT_TRUE(Eq(nk, nk2));
+    EXPECT_TRUE((nk == nk2));
 
     CtrlHeader c;
     c.prologue = {PdsType::kCtrl, static_cast<uint8_t>(u() % 10), static_cast<uint8_t>(u() & 0x7F)};
@@ -706,7 +664,7 @@ TEST(WireRoundTrip, RandomHeaders) {
     n = encode_ctrl(c, buf);
     CtrlHeader c2;
     ASSERT_EQ(decode_ctrl({buf, n}, c2), WireError::kOk);
-    EXPECT_TRUE(Eq(c, c2));
+    EXPECT_TRUE((c == c2));
 
     SesRequest s;
     s.opcode = kOps[u() % 5];
@@ -730,7 +688,7 @@ TEST(WireRoundTrip, RandomHeaders) {
     n = encode_ses_request(s, buf);
     SesRequest s2;
     ASSERT_EQ(decode_ses_request({buf, n}, s2), WireError::kOk);
-    EXPECT_TRUE(Eq(s, s2));
+    EXPECT_TRUE((s == s2));
 
     SesResponse r;
     const bool data = u() & 1;
@@ -750,7 +708,7 @@ TEST(WireRoundTrip, RandomHeaders) {
     n = encode_ses_response(r, data, buf);
     SesResponse r2;
     ASSERT_EQ(decode_ses_response({buf, n}, data, r2), WireError::kOk);
-    EXPECT_TRUE(Eq(r, r2));
+    EXPECT_TRUE((r == r2));
   }
 }
 

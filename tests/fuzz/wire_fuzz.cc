@@ -38,50 +38,6 @@ void Check(bool ok, const char* what) {
   if (!ok) Fail(what);
 }
 
-bool Eq(const Prologue& a, const Prologue& b) {
-  return a.type == b.type && a.next_hdr == b.next_hdr && a.flags == b.flags;
-}
-bool Eq(const RequestHeader& a, const RequestHeader& b) {
-  return Eq(a.prologue, b.prologue) && a.clear_psn_offset == b.clear_psn_offset &&
-         a.psn == b.psn && a.spdcid == b.spdcid && a.dpdcid == b.dpdcid &&
-         a.req_cc_state == b.req_cc_state;
-}
-bool Eq(const AckHeader& a, const AckHeader& b) {
-  return Eq(a.prologue, b.prologue) && a.ack_psn_offset == b.ack_psn_offset &&
-         a.cack_psn == b.cack_psn && a.spdcid == b.spdcid && a.dpdcid == b.dpdcid &&
-         a.expected_psn == b.expected_psn && a.cc_type == b.cc_type &&
-         a.cc_flags == b.cc_flags && a.mpr == b.mpr && a.sack_psn_offset == b.sack_psn_offset &&
-         a.sack_bitmap == b.sack_bitmap && a.ack_cc_state == b.ack_cc_state &&
-         a.ack_ccx_state == b.ack_ccx_state;
-}
-bool Eq(const NackHeader& a, const NackHeader& b) {
-  return Eq(a.prologue, b.prologue) && a.code == b.code && a.vendor_code == b.vendor_code &&
-         a.nack_psn == b.nack_psn && a.spdcid == b.spdcid && a.dpdcid == b.dpdcid &&
-         a.payload == b.payload && a.nccx_type == b.nccx_type && a.nccx_state == b.nccx_state &&
-         a.nccx_state2 == b.nccx_state2;
-}
-bool Eq(const CtrlHeader& a, const CtrlHeader& b) {
-  return Eq(a.prologue, b.prologue) && a.probe_opaque == b.probe_opaque && a.psn == b.psn &&
-         a.spdcid == b.spdcid && a.dpdcid == b.dpdcid && a.payload == b.payload;
-}
-bool Eq(const RudiHeader& a, const RudiHeader& b) {
-  return Eq(a.prologue, b.prologue) && a.pkt_id == b.pkt_id;
-}
-bool Eq(const UudHeader& a, const UudHeader& b) { return Eq(a.prologue, b.prologue); }
-bool Eq(const SesRequest& a, const SesRequest& b) {
-  return a.opcode == b.opcode && a.version == b.version && a.flags == b.flags &&
-         a.msg_id == b.msg_id && a.ri_gen == b.ri_gen && a.job_id == b.job_id &&
-         a.pid_on_fep == b.pid_on_fep && a.res_index == b.res_index && a.buf_off == b.buf_off &&
-         a.initiator == b.initiator && a.mem_key == b.mem_key && a.cmpl_data == b.cmpl_data &&
-         a.payload_len == b.payload_len && a.msg_off == b.msg_off && a.req_len == b.req_len;
-}
-bool Eq(const SesResponse& a, const SesResponse& b) {
-  return a.list == b.list && a.opcode == b.opcode && a.version == b.version &&
-         a.ret_code == b.ret_code && a.msg_id == b.msg_id && a.ri_gen == b.ri_gen &&
-         a.job_id == b.job_id && a.mod_len == b.mod_len && a.rd_msg_id == b.rd_msg_id &&
-         a.payload_len == b.payload_len && a.msg_off == b.msg_off;
-}
-
 // Decodes `in`; on success re-encodes into a scratch buffer exactly as large
 // as the encoder says it needs, checks the size against a one-byte-short
 // buffer, and decodes again.
@@ -95,7 +51,7 @@ void RoundTrip(std::span<const uint8_t> in, Dec dec, Enc enc, const char* name) 
   Check(enc(h, std::span<uint8_t>(buf, n - 1)) == 0, name);
   H back;
   Check(dec(std::span<const uint8_t>(buf, n), back) == WireError::kOk, name);
-  Check(Eq(h, back), name);
+  Check((h == back), name);
 }
 
 // Checks a Packet parse_datagram accepted, then rebuilds the datagram from
@@ -150,7 +106,7 @@ void CheckPacket(std::span<const uint8_t> dg, const Packet& pkt) {
   Packet again;
   Check(parse_datagram(std::span<const uint8_t>(buf, len), again) == WireError::kOk,
         "rebuilt datagram parses");
-  Check(Eq(again.prologue, pkt.prologue), "rebuilt prologue");
+  Check((again.prologue == pkt.prologue), "rebuilt prologue");
   Check(again.has_ses_request == pkt.has_ses_request, "rebuilt has_ses_request");
   Check(again.has_ses_response == pkt.has_ses_response, "rebuilt has_ses_response");
   Check(again.payload.size() == pkt.payload.size(), "rebuilt payload size");
@@ -158,24 +114,24 @@ void CheckPacket(std::span<const uint8_t> dg, const Packet& pkt) {
     case PdsType::kAck:
     case PdsType::kAckCc:
     case PdsType::kAckCcx:
-      Check(Eq(again.ack, pkt.ack), "rebuilt ack");
+      Check((again.ack == pkt.ack), "rebuilt ack");
       break;
     case PdsType::kNack:
     case PdsType::kNackCcx:
-      Check(Eq(again.nack, pkt.nack), "rebuilt nack");
+      Check((again.nack == pkt.nack), "rebuilt nack");
       break;
     case PdsType::kCtrl:
-      Check(Eq(again.ctrl, pkt.ctrl), "rebuilt ctrl");
+      Check((again.ctrl == pkt.ctrl), "rebuilt ctrl");
       break;
     case PdsType::kUudReq:
-      Check(Eq(again.uud, pkt.uud), "rebuilt uud");
+      Check((again.uud == pkt.uud), "rebuilt uud");
       break;
     default:
-      Check(Eq(again.request, pkt.request), "rebuilt request");
+      Check((again.request == pkt.request), "rebuilt request");
   }
-  if (pkt.has_ses_request) Check(Eq(again.ses_request, pkt.ses_request), "rebuilt ses request");
+  if (pkt.has_ses_request) Check((again.ses_request == pkt.ses_request), "rebuilt ses request");
   if (pkt.has_ses_response) {
-    Check(Eq(again.ses_response, pkt.ses_response), "rebuilt ses response");
+    Check((again.ses_response == pkt.ses_response), "rebuilt ses response");
   }
 }
 
@@ -199,7 +155,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     b[0] = static_cast<uint8_t>(v >> 8);
     b[1] = static_cast<uint8_t>(v);
     Prologue back;
-    Check(decode_prologue(b, back) == WireError::kOk && Eq(pro, back), "prologue");
+    Check(decode_prologue(b, back) == WireError::kOk && (pro == back), "prologue");
     Check(b[0] == in[0] && b[1] == in[1], "prologue bytes");
   }
   RoundTrip<RequestHeader>(in, decode_request, encode_request, "request");
