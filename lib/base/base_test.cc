@@ -19,6 +19,7 @@
 #include "lib/base/log.h"
 #include "lib/base/psn.h"
 #include "lib/base/rng.h"
+#include "lib/base/slab.h"
 #include "lib/base/status.h"
 #include "lib/base/time.h"
 
@@ -966,6 +967,51 @@ TEST_F(LogTest, CustomSinkReceivesFormattedLines) {
   SHOAL_LOG(kPds, kError, "to stderr %d", CountedArg(&evaluated));
   EXPECT_EQ(evaluated, 1);
   EXPECT_EQ(captured_.size(), 3u);
+}
+
+// ---- Slab ---------------------------------------------------------------------
+
+TEST(Slab, HandsOutEachIndexOnceAndReportsFull) {
+  Slab<uint64_t> slab(100);
+  std::vector<bool> out(100, false);
+  for (int i = 0; i < 100; ++i) {
+    const uint32_t k = slab.alloc();
+    ASSERT_LT(k, 100u);
+    ASSERT_FALSE(out[k]) << "index " << k << " handed out twice";
+    out[k] = true;
+    slab[k] = k * 3;
+  }
+  EXPECT_TRUE(slab.full());
+  EXPECT_EQ(slab.alloc(), kNoIndex);
+  EXPECT_EQ(slab.in_use(), 100u);
+  slab.free(42);
+  slab.free(7);
+  EXPECT_EQ(slab.in_use(), 98u);
+  // Freed indices come back (last freed first), with their old bytes intact.
+  EXPECT_EQ(slab.alloc(), 7u);
+  EXPECT_EQ(slab.alloc(), 42u);
+  EXPECT_EQ(slab[42], 126u);
+  EXPECT_EQ(slab.alloc(), kNoIndex);
+}
+
+TEST(Slab, RandomAllocFreeMatchesAModel) {
+  Slab<int> slab(64);
+  std::vector<uint32_t> held;
+  Rng rng(9);
+  for (int step = 0; step < 20000; ++step) {
+    if (!held.empty() && (rng.bernoulli(0.5) || slab.full())) {
+      const size_t j = rng.below(held.size());
+      slab.free(held[j]);
+      held[j] = held.back();
+      held.pop_back();
+    } else {
+      const uint32_t k = slab.alloc();
+      ASSERT_NE(k, kNoIndex);
+      ASSERT_EQ(std::count(held.begin(), held.end(), k), 0);
+      held.push_back(k);
+    }
+    ASSERT_EQ(slab.in_use(), held.size());
+  }
 }
 
 }  // namespace

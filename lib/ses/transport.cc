@@ -38,12 +38,8 @@ Transport::Transport(const TransportConfig& config, PeerAddr self, uint64_t seed
   pdcs_.resize(config_.max_pdcs + 1);
   for (uint32_t id = config_.max_pdcs; id >= 1; --id) free_pdc_ids_.push_back(static_cast<uint16_t>(id));
   active_.reserve(config_.max_pdcs);
-  tx_msgs_.resize(config_.max_send_msgs);
-  for (uint32_t i = 0; i < config_.max_send_msgs; ++i) tx_msgs_[i].next = i + 1 < config_.max_send_msgs ? i + 1 : kNone;
-  tx_free_ = config_.max_send_msgs ? 0 : kNone;
-  rx_msgs_.resize(config_.max_recv_msgs);
-  for (uint32_t i = 0; i < config_.max_recv_msgs; ++i) rx_msgs_[i].next_free = i + 1 < config_.max_recv_msgs ? i + 1 : kNone;
-  rx_free_ = config_.max_recv_msgs ? 0 : kNone;
+  tx_msgs_.reset(config_.max_send_msgs);
+  rx_msgs_.reset(config_.max_recv_msgs);
   rx_index_.reserve(std::min<uint32_t>(config_.max_recv_msgs, 1 << 16));
   recv_queues_.resize(config_.max_qps);
   completions_.reserve(4096);
@@ -68,7 +64,7 @@ absl::Status Transport::post_send(const SendRequest& req) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "UUD message of %u bytes exceeds one packet (%u bytes)", req.data.size(), config_.mtu_payload));
   }
-  if (tx_free_ == kNone) {
+  if (tx_msgs_.full()) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "%u sends outstanding (max_send_msgs); poll completions first", config_.max_send_msgs));
   }
@@ -83,10 +79,8 @@ absl::Status Transport::post_send(const SendRequest& req) {
           config_.max_msgs_per_pdc));
     }
   }
-  const uint32_t m = tx_free_;
+  const uint32_t m = tx_msgs_.alloc();
   TxMsg& msg = tx_msgs_[m];
-  tx_free_ = msg.next;
-  ++tx_in_use_;
   msg.data = req.data.data();
   msg.len = static_cast<uint32_t>(req.data.size());
   msg.wr_id = req.wr_id;
@@ -461,9 +455,7 @@ void Transport::finish_tx(uint32_t m, WcStatus status) {
     c.qp = msg.src_qp;
     push_completion(c);
   }
-  msg.next = tx_free_;
-  tx_free_ = m;
-  --tx_in_use_;
+  tx_msgs_.free(m);
 }
 
 void Transport::on_unit_acked(pds::Pdc& pdc, uint64_t cookie) {
@@ -525,7 +517,7 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
     }
   } else {
     // First packet of this message: take the next posted receive buffer.
-    if (rx_free_ == kNone) return pds::RequestVerdict::kRefused;
+    if (rx_msgs_.full()) return pds::RequestVerdict::kRefused;
     if (pdc.mode() == DeliveryMode::kRod && h.msg_id != slot.next_complete &&
         h.res_index < recv_queues_.size() && recv_queues_[h.res_index].count <= 1) {
       // A ROD message that must wait for an earlier one may not take the
@@ -539,9 +531,8 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
       ++counters_.rx_rnr;
       return pds::RequestVerdict::kRefused;
     }
-    r = rx_free_;
+    r = rx_msgs_.alloc();
     RxMsg& rm = rx_msgs_[r];
-    rx_free_ = rm.next_free;
     rm.buf = rb.buf;
     rm.buf_len = rb.len;
     rm.wr_id = rb.wr_id;
@@ -590,8 +581,7 @@ void Transport::complete_rx(uint32_t r, PeerAddr peer) {
   c.qp = rm.qp;
   push_completion(c);
   ++counters_.msgs_received;
-  rm.next_free = rx_free_;
-  rx_free_ = r;
+  rx_msgs_.free(r);
 }
 
 void Transport::deliver_rod(uint16_t id, PeerAddr peer) {
@@ -644,13 +634,12 @@ void Transport::on_uud(const wire::Packet& pkt, const RxMeta& meta) {
   }
   const wire::SesRequest& h = pkt.ses_request;
   RecvBuf rb;
-  if (rx_free_ == kNone || !pop_recv(h.res_index, &rb)) {
+  if (rx_msgs_.full() || !pop_recv(h.res_index, &rb)) {
     ++counters_.rx_uud_dropped;
     return;
   }
-  const uint32_t r = rx_free_;
+  const uint32_t r = rx_msgs_.alloc();
   RxMsg& rm = rx_msgs_[r];
-  rx_free_ = rm.next_free;
   rm.buf = rb.buf;
   rm.buf_len = rb.len;
   rm.wr_id = rb.wr_id;

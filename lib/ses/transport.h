@@ -38,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "lib/base/packet.h"
 #include "lib/base/rng.h"
+#include "lib/base/slab.h"
 #include "lib/base/time.h"
 #include "lib/pds/pdc.h"
 #include "lib/wire/wire.h"
@@ -166,7 +167,7 @@ class Transport final : public pds::PdsUpper {
     uint32_t packets;
     uint32_t next_packet;   // next unit to hand the PDS
     uint32_t resolved;      // units acked or failed
-    uint32_t next;          // queue link (per-PDC send queue / free list / UUD queue)
+    uint32_t next;          // queue link (per-PDC send queue or UUD queue)
     uint16_t msg_id;
     uint16_t dst_qp;
     uint16_t src_qp;
@@ -188,7 +189,6 @@ class Transport final : public pds::PdsUpper {
     bool has_imm;
     bool complete;
     bool len_error;
-    uint32_t next_free;
   };
   struct RecvBuf {
     uint8_t* buf;
@@ -245,13 +245,10 @@ class Transport final : public pds::PdsUpper {
   std::vector<uint16_t> active_;       // PDCs that may want to transmit
   size_t active_cursor_ = 0;
 
-  std::vector<TxMsg> tx_msgs_;
-  uint32_t tx_free_ = kNone;
-  uint32_t tx_in_use_ = 0;
+  Slab<TxMsg> tx_msgs_;
   uint32_t uud_head_ = kNone, uud_tail_ = kNone;
 
-  std::vector<RxMsg> rx_msgs_;
-  uint32_t rx_free_ = kNone;
+  Slab<RxMsg> rx_msgs_;
   absl::flat_hash_map<uint32_t, uint32_t> rx_index_;  // (pdc id << 16 | msg_id) -> rx msg
   std::vector<RecvQueue> recv_queues_;
 
