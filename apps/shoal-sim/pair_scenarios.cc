@@ -342,14 +342,73 @@ int run_loss_sweep(Args& args, bool json) {
   return 0;
 }
 
+namespace {
+
+// The reference of BENCHMARKS.md for the engine's packet rate: the same
+// messages through a bare in-memory link with no protocol at all. Each
+// message is copied into a packet buffer behind a 4-byte tag, and copied out
+// again into a receive buffer chosen by the tag: the least any transport
+// must do. Returns CPU seconds; `checksum` keeps the copies observable.
+double bare_link_cpu_s(uint64_t messages, size_t size, uint64_t* checksum) {
+  constexpr uint32_t kBurst = 32, kSlots = 1024;
+  std::vector<uint8_t> payload(std::max<size_t>(1, size), 0xab);
+  std::vector<uint8_t> pkts(kBurst * (size + 4));
+  std::vector<uint8_t> rbuf(kSlots * std::max<size_t>(1, size));
+  uint64_t sum = 0;
+  const std::clock_t t0 = std::clock();
+  for (uint64_t done = 0; done < messages;) {
+    const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(kBurst, messages - done));
+    for (uint32_t i = 0; i < n; ++i) {
+      uint8_t* p = pkts.data() + i * (size + 4);
+      const uint32_t tag = static_cast<uint32_t>((done + i) % kSlots);
+      std::memcpy(p, &tag, 4);
+      std::memcpy(p + 4, payload.data(), size);
+    }
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint8_t* p = pkts.data() + i * (size + 4);
+      uint32_t tag;
+      std::memcpy(&tag, p, 4);
+      uint8_t* dst = rbuf.data() + tag * std::max<size_t>(1, size);
+      std::memcpy(dst, p + 4, size);
+      sum += dst[0] + tag;
+    }
+    done += n;
+  }
+  *checksum = sum;
+  return static_cast<double>(std::clock() - t0) / CLOCKS_PER_SEC;
+}
+
+}  // namespace
+
 int run_pair_throughput(Args& args, bool json) {
   GET_OR_EXIT(messages, args.i64("messages", 1000000));
   GET_OR_EXIT(msg_size, args.i64("msg-size", 64));
   GET_OR_EXIT(window, args.i64("window", 512));
+  const std::string only = args.str("only", "both");
   if (int rc = fail_flags(args)) return rc;
+  if (only != "both" && only != "shoal" && only != "bare") {
+    std::fprintf(stderr, "shoal-sim: --only wants both, shoal or bare, got '%s'\n", only.c_str());
+    return 2;
+  }
   if (messages < 1 || msg_size < 0 || msg_size > 4096 || window < 1 || window > 8192) {
     std::fprintf(stderr, "shoal-sim: need --messages >= 1, 0 <= --msg-size <= 4096, 1 <= --window <= 8192\n");
     return 2;
+  }
+  uint64_t checksum = 0;
+  double bare_s = 0;
+  if (only != "shoal") bare_s = bare_link_cpu_s(static_cast<uint64_t>(messages), static_cast<size_t>(msg_size), &checksum);
+  const double bare_rate = bare_s > 0 ? static_cast<double>(messages) / bare_s : 0;
+  if (only == "bare") {
+    std::printf("bare link (no protocol): %u messages of %u B, CPU %.3f s, %.0f msgs per CPU second (checksum %u)\n",
+                static_cast<unsigned>(messages), static_cast<unsigned>(msg_size), bare_s, bare_rate,
+                static_cast<unsigned>(checksum & 0xffff));
+    if (json) {
+      JsonObject o;
+      o.add("scenario", "pair-throughput").add("only", "bare").add("messages", static_cast<int64_t>(messages))
+          .add("msg_size", static_cast<int64_t>(msg_size)).add("bare_cpu_s", bare_s).add("bare_msgs_per_cpu_s", bare_rate);
+      std::printf("%s\n", o.str().c_str());
+    }
+    return 0;
   }
   // Two transports joined directly: whatever one emits, the other receives
   // at once. No event queue, no link model: this measures the protocol core.
@@ -416,11 +475,16 @@ int run_pair_throughput(Args& args, bool json) {
   std::printf("  delivered %u, data packets %u, ACKs %u, CPU %.3f s, %.0f msgs per CPU second\n",
               static_cast<unsigned>(received), static_cast<unsigned>(pa.tx_requests),
               static_cast<unsigned>(pb.acks_sent), cpu_s, rate);
+  if (bare_s > 0) {
+    std::printf("  same run, bare in-memory link with no protocol: %.0f msgs per CPU second; Shoal reaches %.3f of it\n",
+                bare_rate, rate / bare_rate);
+  }
   if (json) {
     JsonObject o;
     o.add("scenario", "pair-throughput").add("messages", received).add("msg_size", static_cast<int64_t>(msg_size))
         .add("data_packets", pa.tx_requests).add("acks", pb.acks_sent).add("cpu_s", cpu_s)
         .add("msgs_per_cpu_s", rate).add("ok", ok);
+    if (bare_s > 0) o.add("bare_msgs_per_cpu_s", bare_rate).add("shoal_over_bare", rate / bare_rate);
     std::printf("%s\n", o.str().c_str());
   }
   if (!ok) {

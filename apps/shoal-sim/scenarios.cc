@@ -32,7 +32,9 @@ const std::vector<Scenario>& scenarios() {
        "engine cost: two transports through a zero-delay in-memory link, one thread",
        "    --messages N     messages (default 1000000)\n"
        "    --msg-size B     bytes per message (default 64)\n"
-       "    --window N       messages outstanding (default 512)\n",
+       "    --window N       messages outstanding (default 512)\n"
+       "    --only both|shoal|bare  run Shoal, the bare-link reference (no protocol,\n"
+       "                     two copies per message), or both in one run (default)\n",
        run_pair_throughput},
   };
   return kScenarios;

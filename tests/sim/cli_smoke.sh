@@ -33,5 +33,8 @@ echo "$out" | tail -1 | python3 -c '
 import json, sys
 d = json.loads(sys.stdin.read())
 assert d["messages"] == 20000 and d["ok"] and d["msgs_per_cpu_s"] > 0, d
+assert 0 < d["shoal_over_bare"] < 1, d   # the same-run no-protocol ceiling is beside it
 ' || fail "pair-throughput JSON"
+"$sim" --scenario pair-throughput --only nosuch >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad --only must exit 2"
+"$sim" --scenario pair-throughput --messages 1000 --only bare --json | tail -1 | grep -q bare_msgs_per_cpu_s || fail "--only bare"
 echo "cli_smoke: all checks passed"
