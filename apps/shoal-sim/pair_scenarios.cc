@@ -185,6 +185,7 @@ int run_pair_chaos(Args& args, bool json) {
   GET_OR_EXIT(reorder_us, args.f64("reorder-us", 4));
   GET_OR_EXIT(dup, args.f64("dup", 0.01));
   GET_OR_EXIT(corrupt, args.f64("corrupt", 0.001));
+  GET_OR_EXIT(trim, args.f64("trim", 0));
   GET_OR_EXIT(mode, parse_mode(args.str("mode", "rud")));
   GET_OR_EXIT(retx, parse_retx(args.str("retx", "sack")));
   GET_OR_EXIT(window, args.i64("window", 256));
@@ -193,7 +194,7 @@ int run_pair_chaos(Args& args, bool json) {
   GET_OR_EXIT(seed, args.i64("seed", 1));
   GET_OR_EXIT(limit_s, args.f64("time-limit-s", 60));
   if (int rc = fail_flags(args)) return rc;
-  for (auto [n, p] : {std::pair{"loss", loss}, {"reorder", reorder}, {"dup", dup}, {"corrupt", corrupt}}) {
+  for (auto [n, p] : {std::pair{"loss", loss}, {"reorder", reorder}, {"dup", dup}, {"corrupt", corrupt}, {"trim", trim}}) {
     if (auto st = check_probability(n, p); !st.ok()) {
       std::fprintf(stderr, "shoal-sim: %s\n", std::string(st.message()).c_str());
       return 2;
@@ -215,6 +216,7 @@ int run_pair_chaos(Args& args, bool json) {
   link.reorder_delay = Duration::micros_f(reorder_us);
   link.dup = dup;
   link.corrupt = corrupt;
+  link.trim = trim;
   sim::PairSim sim(cfg, link, static_cast<uint64_t>(seed));
   StreamSpec spec;
   spec.messages = static_cast<uint64_t>(messages);
@@ -247,7 +249,7 @@ int run_pair_chaos(Args& args, bool json) {
 
   std::printf("pair-chaos  mode=%s retx=%s seed=%d  link %.0f Gb/s, %.1f us one way\n",
               pds::to_string(mode), pds::to_string(retx), static_cast<int>(seed), gbps, delay_us);
-  std::printf("  chaos: loss %g  reorder %g  dup %g  corrupt %g\n", loss, reorder, dup, corrupt);
+  std::printf("  chaos: loss %g  reorder %g  dup %g  corrupt %g  trim %g\n", loss, reorder, dup, corrupt, trim);
   std::printf("  %-22s %12u\n", "messages sent", static_cast<unsigned>(r.posted));
   std::printf("  %-22s %12u\n", "delivered intact", static_cast<unsigned>(r.delivered));
   std::printf("  %-22s %12u\n", "duplicates delivered", static_cast<unsigned>(r.duplicates));
@@ -255,6 +257,7 @@ int run_pair_chaos(Args& args, bool json) {
   std::printf("  %-22s %12u\n", "corrupt dropped (CRC)", static_cast<unsigned>(corrupt_dropped));
   std::printf("  %-22s %12u\n", "error completions", static_cast<unsigned>(r.send_errors + r.recv_errors));
   std::printf("  %-22s %12u\n", "retransmits", static_cast<unsigned>(p0.retransmits + p1.retransmits));
+  if (trim > 0) std::printf("  %-22s %12u\n", "trimmed, NACKed", static_cast<unsigned>(p0.rx_trimmed + p1.rx_trimmed));
   std::printf("  %-22s %12u\n", "duplicates suppressed", static_cast<unsigned>(p0.rx_duplicates + p1.rx_duplicates));
   std::printf("  %-22s %12.3f\n", "goodput fraction", goodput);
   std::printf("  %-22s %12.3f ms\n", "virtual time", r.sim_seconds * 1e3);
@@ -272,6 +275,7 @@ int run_pair_chaos(Args& args, bool json) {
         .add("rto_fires", p0.rto_fires + p1.rto_fires).add("rack_losses", p0.rack_losses + p1.rack_losses)
         .add("spurious_retransmits", p0.spurious_retransmits + p1.spurious_retransmits).add("tlp_probes", p0.tlp_probes + p1.tlp_probes)
         .add("duplicates_suppressed", p0.rx_duplicates + p1.rx_duplicates)
+        .add("trimmed", p0.rx_trimmed + p1.rx_trimmed).add("nacks_sent", p0.nacks_sent + p1.nacks_sent)
         .add("goodput_fraction", goodput).add("sim_seconds", r.sim_seconds)
         .add("events", sim.events()).add("ok", broken.empty());
     if (!broken.empty()) o.add("error", broken);

@@ -13,6 +13,7 @@ const std::vector<Scenario>& scenarios() {
        "    --reorder-us U   max extra delay of a reordered packet (default 4)\n"
        "    --dup P          duplication probability (default 0.01)\n"
        "    --corrupt P      probability one bit is flipped (default 0.001)\n"
+       "    --trim P         probability a data packet is trimmed to its headers (default 0)\n"
        "    --mode rud|rod   delivery mode (default rud)\n"
        "    --retx sack|gbn  retransmission mode (default sack)\n"
        "    --window N       messages outstanding at the sender (default 256)\n"

@@ -23,7 +23,15 @@ uint32_t PairSim::alloc_buf() {
   return b;
 }
 
-void PairSim::send_copy(int from, const uint8_t* data, uint32_t len, TimePoint depart, bool corrupt) {
+void PairSim::send_copy(int from, const uint8_t* data, uint32_t len, TimePoint depart, bool corrupt,
+                        bool trim) {
+  // A trim keeps the PDS request header and the SES header; payload and
+  // trailer are gone.
+  constexpr uint32_t kTrimmedLen = wire::kRequestSize + wire::kSesRequestSize;
+  if (trim) {
+    len = kTrimmedLen;
+    ++stats_[from].trimmed;
+  }
   const uint32_t b = alloc_buf();
   std::memcpy(bufs_[b].get(), data, len);
   if (corrupt && len > 0) {
@@ -37,7 +45,7 @@ void PairSim::send_copy(int from, const uint8_t* data, uint32_t len, TimePoint d
     ++stats_[from].reordered;
   }
   const TimePoint arrive = depart + link_.delay + extra;
-  arrivals_.push(Arrival{arrive.ns(), seq_++, b, len, static_cast<uint8_t>(1 - from)});
+  arrivals_.push(Arrival{arrive.ns(), seq_++, b, len, static_cast<uint8_t>(1 - from), trim});
 }
 
 void PairSim::transmit(int h) {
@@ -64,10 +72,13 @@ void PairSim::transmit(int h) {
       continue;
     }
     const bool corrupt = rng_.bernoulli(link_.corrupt);
-    send_copy(h, p.data, p.len, depart, corrupt);
+    // Only data packets (with a payload past the headers) are trimmed.
+    const bool trim = !p.control && p.len > wire::kRequestSize + wire::kSesRequestSize + wire::kTrailerSize &&
+                      rng_.bernoulli(link_.trim);
+    send_copy(h, p.data, p.len, depart, corrupt && !trim, trim);
     if (rng_.bernoulli(link_.dup)) {
       ++stats_[h].duplicated;
-      send_copy(h, p.data, p.len, depart, false);
+      send_copy(h, p.data, p.len, depart, false, false);
     }
   }
   nic_free_[h] = depart;
@@ -94,6 +105,7 @@ bool PairSim::run(const std::function<bool()>& step, TimePoint limit) {
       arrivals_.pop();
       RxMeta meta;
       meta.peer = address(1 - a.to);
+      meta.trimmed = a.trimmed;
       hosts_[a.to]->on_datagram(std::span<const uint8_t>(bufs_[a.buf].get(), a.len), meta, now_);
       ++stats_[1 - a.to].delivered;
       free_bufs_.push_back(a.buf);

@@ -4,7 +4,8 @@
 // time. Each direction serializes packets at the link rate (a NIC that takes
 // the next packet only when the previous one is on the wire), adds a one-way
 // propagation delay and, from a seeded generator, loses, reorders (extra
-// delay), duplicates or corrupts (one flipped bit) packets.
+// delay), duplicates, corrupts (one flipped bit) or trims (cuts a data
+// packet to its headers and marks it, as a UET switch does) packets.
 //
 // Invariants: the same seed and the same calls give the same run, event for
 // event (ties in time are broken by insertion order); no wall clock is read.
@@ -31,6 +32,7 @@ struct LinkConfig {
   double reorder = 0;  // probability a packet gets an extra delay
   double dup = 0;      // probability a packet is delivered twice
   double corrupt = 0;  // probability one bit of the packet is flipped
+  double trim = 0;     // probability a data packet loses its payload (UET trimming)
   Duration reorder_delay = Duration::micros(4);  // max extra delay when reordered
   // Bytes each packet costs on the wire beyond the UDP payload: Ethernet
   // header + FCS (18), IPv4 (20), UDP (8), preamble + inter-frame gap (20).
@@ -47,6 +49,7 @@ struct LinkStats {
   uint64_t reordered = 0;
   uint64_t duplicated = 0;
   uint64_t corrupted = 0;
+  uint64_t trimmed = 0;
   uint64_t delivered = 0;
 };
 
@@ -73,11 +76,12 @@ class PairSim {
     uint32_t buf;
     uint32_t len;
     uint8_t to;
+    bool trimmed;
     bool operator>(const Arrival& o) const { return t != o.t ? t > o.t : seq > o.seq; }
   };
   uint32_t alloc_buf();
   void transmit(int h);
-  void send_copy(int from, const uint8_t* data, uint32_t len, TimePoint depart, bool corrupt);
+  void send_copy(int from, const uint8_t* data, uint32_t len, TimePoint depart, bool corrupt, bool trim);
 
   LinkConfig link_;
   Rng rng_;

@@ -23,6 +23,9 @@ struct RxMeta {
   PeerAddr peer = 0;
   uint16_t entropy = 0;  // the UDP source port the packet came with
   Ecn ecn = Ecn::kNotEct;
+  // A switch cut the payload (UET packet trimming). The driver tells from
+  // the marking the switch applied; the bytes then hold headers only.
+  bool trimmed = false;
 };
 
 struct TxPacket {

@@ -105,7 +105,7 @@ void Pdc::on_packet(const wire::Packet& pkt, const RxMeta& meta, TimePoint now) 
 bool Pdc::wants_transmit(TimePoint now) const {
   if (state_ == PdcState::kClosed && ack_due_ <= now) return true;
   if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return false;
-  if (nack_pending_ || close_ack_pending_ || close_req_pending_) return true;
+  if (nack_count_ || close_ack_pending_ || close_req_pending_) return true;
   if (ack_due_ <= now) return true;
   if (!retx_.empty() || tlp_pending_) return true;
   if (close_requested_ && !close_sent_ && outstanding() == 0) return true;
@@ -118,7 +118,8 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
   if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return batch.count() - start;
 
   // Receiver half first: ACKs free the peer's window.
-  if (nack_pending_ && !batch.full()) emit_nack(batch);
+  while (nack_count_ && !batch.full() && emit_nack(batch)) {
+  }
   if (ack_due_ <= now && !batch.full()) emit_ack(now, batch);
   if (close_req_pending_ && !batch.full() &&
       emit_ctrl(wire::CtrlType::kCloseReq, Psn(0), now, batch)) {
@@ -608,9 +609,7 @@ void Pdc::on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now)
   }
   if (psn - cack_ > static_cast<int32_t>(rx_bitmap_.capacity())) {
     ++counters_.rx_out_of_window;
-    nack_pending_ = true;
-    nack_code_ = wire::NackCode::kPsnOorWindow;
-    nack_psn_ = psn;
+    queue_nack(wire::NackCode::kPsnOorWindow, psn);
     return;
   }
   if (config_.retx == RetxMode::kGoBackN && psn != cack_ + 1) {
@@ -618,9 +617,7 @@ void Pdc::on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now)
     ++counters_.rx_out_of_order_dropped;
     if (!gbn_nacked_) {
       gbn_nacked_ = true;
-      nack_pending_ = true;
-      nack_code_ = wire::NackCode::kPsnOorWindow;
-      nack_psn_ = cack_ + 1;
+      queue_nack(wire::NackCode::kPsnOorWindow, cack_ + 1);
     }
     return;
   }
@@ -651,6 +648,32 @@ void Pdc::on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now)
   trigger_arrival_ = now;
   trigger_is_new_ = true;
   schedule_ack(now, new_gap || fills_gap || ce || ack_requested);
+}
+
+void Pdc::queue_nack(wire::NackCode code, Psn psn) {
+  if (nack_count_ == kMaxPendingNacks) {
+    // The sender still has RACK and the RTO: a NACK is a shortcut, not the
+    // only way the loss is found.
+    ++counters_.nacks_dropped;
+    return;
+  }
+  nacks_[(nack_head_ + nack_count_) % kMaxPendingNacks] = PendingNack{code, psn};
+  ++nack_count_;
+}
+
+void Pdc::on_trimmed(const wire::Packet& pkt, const RxMeta& meta, TimePoint now) {
+  (void)now;
+  if (state_ != PdcState::kOpen || !receiver_started_) return;
+  ++counters_.rx_trimmed;
+  if (meta.ecn == Ecn::kCe) ++ce_since_ack_;
+  const Psn psn(pkt.request.psn);
+  // A trim of something we already have, or of a PSN outside the window,
+  // asks for nothing.
+  if (psn <= cack_ || psn - cack_ > static_cast<int32_t>(rx_bitmap_.capacity()) ||
+      rx_bitmap_.test(psn.value())) {
+    return;
+  }
+  queue_nack(wire::NackCode::kTrimmed, psn);
 }
 
 void Pdc::on_ctrl(const wire::Packet& pkt, TimePoint now) {
@@ -739,15 +762,17 @@ bool Pdc::emit_nack(TxBatch& batch) {
   TxPacket& tx = batch.next();
   wire::NackHeader h;
   h.prologue.type = wire::PdsType::kNack;
-  h.code = nack_code_;
-  h.nack_psn = nack_psn_.value();
+  const PendingNack& next = nacks_[nack_head_];
+  h.code = next.code;
+  h.nack_psn = next.psn.value();
   h.spdcid = params_.local_id;
   h.dpdcid = remote_id_;
   h.payload = cack_.value();
   const size_t n = wire::encode_nack(h, std::span<uint8_t>(tx.data, tx.capacity));
   if (!commit_packet(tx, n, /*control=*/true, batch)) return false;
   ++counters_.nacks_sent;
-  nack_pending_ = false;
+  nack_head_ = (nack_head_ + 1) % kMaxPendingNacks;
+  --nack_count_;
   return true;
 }
 

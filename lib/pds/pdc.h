@@ -98,6 +98,8 @@ struct PdsCounters {
   uint64_t rx_ce_marked = 0;
   uint64_t acks_sent = 0;
   uint64_t nacks_sent = 0;
+  uint64_t nacks_dropped = 0;            // NACK queue full
+  uint64_t rx_trimmed = 0;
   uint64_t ctrl_sent = 0;
   uint64_t bad_packets = 0;              // addressed here but inconsistent
 };
@@ -160,6 +162,9 @@ class Pdc {
 
   // ---- the sans-I/O entry points ----
   void on_packet(const wire::Packet& pkt, const RxMeta& meta, TimePoint now);
+  // A request whose payload a switch trimmed (decoded by wire::parse_trimmed):
+  // the receiver answers NACK TRIMMED so the sender resends it at once.
+  void on_trimmed(const wire::Packet& pkt, const RxMeta& meta, TimePoint now);
   uint32_t poll_transmit(TimePoint now, TxBatch& batch);
   TimePoint next_deadline() const;
   void on_timeout(TimePoint now);
@@ -232,6 +237,7 @@ class Pdc {
   // Receiver.
   void on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now);
   void on_ctrl(const wire::Packet& pkt, TimePoint now);
+  void queue_nack(wire::NackCode code, Psn psn);
   // Seals the `len` bytes written at tx.data, stamps the metadata of a
   // request or a control packet (ACK/NACK/CTRL) and commits it to the batch.
   bool commit_packet(TxPacket& tx, size_t len, bool control, TxBatch& batch);
@@ -288,9 +294,15 @@ class Pdc {
   uint32_t ce_since_ack_ = 0;
   TimePoint trigger_arrival_;  // when ack_trigger_ arrived
   bool trigger_is_new_ = false;
-  bool nack_pending_ = false;
-  wire::NackCode nack_code_ = wire::NackCode::kPsnOorWindow;
-  Psn nack_psn_;
+  // NACKs waiting to go out: trims come in bursts (incast), so a few queue.
+  static constexpr uint8_t kMaxPendingNacks = 16;
+  struct PendingNack {
+    wire::NackCode code;
+    Psn psn;
+  };
+  PendingNack nacks_[kMaxPendingNacks];
+  uint8_t nack_head_ = 0;
+  uint8_t nack_count_ = 0;
   bool gbn_nacked_ = false;     // one NACK per hole, like RoCE's NAK
   bool close_ack_pending_ = false;
   bool close_req_pending_ = false;

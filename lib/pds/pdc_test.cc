@@ -128,6 +128,7 @@ struct Fate {
   Duration extra;       // added one-way delay
   bool ce = false;      // deliver with ECN CE
   bool set_ar = false;  // set the AR flag (and reseal)
+  bool trim = false;    // a switch cuts the payload: headers only, marked trimmed
 };
 
 class Pair {
@@ -248,9 +249,15 @@ class Pair {
       a2b_free_ = depart + a2b_gap;
       arrive = a2b_free_ + delay + f.extra;
     }
+    if (f.trim) {
+      // What a trimming switch leaves: the PDS header and part of the SES
+      // header, no payload, no trailer.
+      bytes = std::make_shared<std::vector<uint8_t>>(bytes->begin(), bytes->begin() + wire::kRequestSize + 20);
+    }
     for (int c = 0; c < f.copies; ++c) {
       InFlight inf;
       inf.bytes = bytes;
+      inf.meta.trimmed = f.trim;
       inf.to_b = from_a;
       inf.meta.peer = from_a ? kAddrA : kAddrB;
       inf.meta.entropy = tx.entropy;
@@ -323,6 +330,13 @@ class Pair {
 
 void Pair::deliver(const InFlight& inf) {
   wire::Packet pkt;
+  if (inf.meta.trimmed) {
+    ASSERT_EQ(wire::parse_trimmed(*inf.bytes, pkt), wire::WireError::kOk);
+    ASSERT_TRUE(b) << "a trimmed first packet is not modelled here";
+    b->on_trimmed(pkt, inf.meta, now);
+    pump(*b, false);
+    return;
+  }
   const wire::WireError e = wire::parse_datagram(*inf.bytes, pkt);
   ASSERT_EQ(e, wire::WireError::kOk);
   if (inf.to_b) {
@@ -532,6 +546,71 @@ TEST(PdcTest, SelectiveRepeatResendsExactlyTheLostPsns) {
   EXPECT_EQ(retx_psns, lost);
   EXPECT_EQ(p.count_retx(), lost.size());
   EXPECT_EQ(p.b->counters().rx_duplicates, 0u);
+}
+
+TEST(PdcTest, TrimmedPacketsAreNackedAndResentAtOnce) {
+  PdsConfig cfg = base_config();
+  cfg.tail_loss_probe = false;
+  Pair p(cfg, Psn(100));
+  constexpr int kUnits = 60;
+  p.ua.add_units(0, kUnits);
+  // Trim a burst of 20 (more than the NACK queue holds: the rest are found
+  // by RACK) and one lone packet at the tail.
+  std::set<uint32_t> trimmed;
+  for (uint32_t i = 10; i < 30; ++i) trimmed.insert(100 + i);
+  trimmed.insert(100 + 59);
+  p.a2b_filter = [&](const Rec& r) {
+    Fate f;
+    f.trim = r.is_request() && r.tx_num == 1 && trimmed.count(r.psn());
+    return f;
+  };
+  ASSERT_TRUE(p.transfer(0, kUnits));
+  expect_each_once(p.ua.acked, 0, kUnits, "acked");
+  expect_each_once(p.ub.received, 0, kUnits, "received");
+  // Every trimmed PSN was resent exactly once and nothing else was.
+  std::set<uint32_t> retx;
+  for (auto [psn, n] : p.retx_by_psn()) {
+    retx.insert(psn);
+    EXPECT_EQ(n, 1) << psn;
+  }
+  EXPECT_EQ(retx, trimmed);
+  EXPECT_EQ(p.b->counters().rx_trimmed, trimmed.size());
+  // NACKs went out for what the queue could hold; the tail's NACK made its
+  // retransmission leave one RTT after the trim, long before an RTO.
+  size_t nacks = 0;
+  for (const Rec& r : p.log)
+    if (!r.a_to_b && r.is_nack()) {
+      ++nacks;
+      EXPECT_EQ(r.pkt.nack.code, wire::NackCode::kTrimmed);
+    }
+  EXPECT_GE(nacks, 16u);
+  EXPECT_EQ(nacks + p.b->counters().nacks_dropped, trimmed.size());
+  EXPECT_EQ(p.a->counters().rto_fires, 0u);
+  const Rec* first = nullptr;
+  const Rec* again = nullptr;
+  for (const Rec* r : p.requests())
+    if (r->psn() == 100 + 59) (r->retx() ? again : first) = r;
+  ASSERT_TRUE(first && again);
+  EXPECT_LE(again->t - first->t, p.delay * 2 + Duration::micros(1));
+}
+
+TEST(PdcTest, TrimOfADeliveredPsnAsksForNothing) {
+  Pair p(base_config(), Psn(100));
+  p.ua.add_units(0, 5);
+  ASSERT_TRUE(p.transfer(0, 5));
+  // A late trimmed copy of PSN 102 (already delivered) arrives.
+  std::vector<uint8_t> copy = *p.requests()[2]->bytes;
+  copy.resize(wire::kRequestSize);
+  wire::Packet pkt;
+  ASSERT_EQ(wire::parse_trimmed(copy, pkt), wire::WireError::kOk);
+  RxMeta meta;
+  meta.peer = kAddrA;
+  meta.trimmed = true;
+  const uint64_t nacks_before = p.b->counters().nacks_sent;
+  p.b->on_trimmed(pkt, meta, p.now);
+  p.run_for(Duration::micros(50));
+  EXPECT_EQ(p.b->counters().nacks_sent, nacks_before);
+  EXPECT_EQ(p.count_retx(), 0u);
 }
 
 TEST(PdcTest, ReorderWithinThresholdCausesNoRetransmission) {

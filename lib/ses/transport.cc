@@ -275,7 +275,8 @@ void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& met
   ++counters_.rx_datagrams;
   ++activity_;
   wire::Packet pkt;
-  const wire::WireError err = wire::parse_datagram(datagram, pkt);
+  const wire::WireError err =
+      meta.trimmed ? wire::parse_trimmed(datagram, pkt) : wire::parse_datagram(datagram, pkt);
   if (err != wire::WireError::kOk) {
     ++counters_.rx_wire_errors[static_cast<int>(err)];
     return;
@@ -329,7 +330,12 @@ void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& met
     ++counters_.rx_pdc_mismatch;
     return;
   }
-  pdc.on_packet(pkt, meta, now);
+  if (meta.trimmed) {
+    ++counters_.rx_trimmed;
+    pdc.on_trimmed(pkt, meta, now);
+  } else {
+    pdc.on_packet(pkt, meta, now);
+  }
   after_pdc_event(id, now);
 }
 

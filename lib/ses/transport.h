@@ -109,6 +109,7 @@ struct TransportCounters {
   uint64_t rx_unsupported_op = 0;
   uint64_t rx_rnr = 0;             // no receive buffer posted (refused)
   uint64_t rx_uud_dropped = 0;
+  uint64_t rx_trimmed = 0;         // trimmed requests (answered with NACK TRIMMED)
   uint64_t pdcs_opened = 0;
   uint64_t pdcs_accepted = 0;
   uint64_t pdcs_failed = 0;

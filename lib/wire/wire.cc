@@ -571,4 +571,25 @@ WireError parse_datagram(std::span<const uint8_t> datagram, Packet& out) {
   }
 }
 
+WireError parse_trimmed(std::span<const uint8_t> datagram, Packet& out) {
+  // A switch cut the payload (and with it the trailer): only the PDS request
+  // header is left to read, and nothing can be checked against a CRC. So
+  // this accepts request types only and reports nothing beyond their header.
+  if (datagram.size() < kPrologueSize) return WireError::kTruncated;
+  out.has_ses_request = false;
+  out.has_ses_response = false;
+  out.payload = {};
+  const Prologue pr = unpack_prologue(load_be16(datagram.data()));
+  out.prologue = pr;
+  switch (pr.type) {
+    case PdsType::kRudReq:
+    case PdsType::kRodReq:
+    case PdsType::kRudCcReq:
+    case PdsType::kRodCcReq:
+      return decode_request(datagram, out.request);
+    default:
+      return WireError::kBadType;
+  }
+}
+
 }  // namespace shoal::wire

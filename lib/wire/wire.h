@@ -313,4 +313,10 @@ struct Packet {
 // payload_len bytes; a mismatch is kBadField.
 WireError parse_datagram(std::span<const uint8_t> datagram, Packet& out);
 
+// A datagram whose payload a switch trimmed (the driver says so, e.g. from
+// the DSCP the switch set): decodes only the PDS request header, without a
+// CRC check (the trailer went with the payload). Requests only; anything
+// else is kBadType. `out.payload` is empty and no SES header is reported.
+WireError parse_trimmed(std::span<const uint8_t> datagram, Packet& out);
+
 }  // namespace shoal::wire

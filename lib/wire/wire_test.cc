@@ -873,6 +873,29 @@ TEST(WireDatagram, RejectsUnacceptedTypesAndTruncation) {
   }
 }
 
+TEST(WireDatagram, TrimmedRequestsYieldTheirPdsHeaderOnly) {
+  Packet pkt;
+  // The SES header was cut halfway and there is no trailer: still readable.
+  const Bytes full = Cat({&kReqGolden, &kSesSomGolden});
+  const Bytes cut(full.begin(), full.begin() + kRequestSize + 10);
+  ASSERT_EQ(parse_trimmed(S(cut), pkt), WireError::kOk);
+  EXPECT_EQ(pkt.prologue.type, PdsType::kRudReq);
+  EXPECT_EQ(pkt.request.psn, 0x01020304u);
+  EXPECT_EQ(pkt.request.spdcid, 0x1234);
+  EXPECT_FALSE(pkt.has_ses_request);
+  EXPECT_TRUE(pkt.payload.empty());
+  ASSERT_EQ(parse_trimmed(S(kCcReqGolden), pkt), WireError::kOk);
+  EXPECT_EQ(pkt.request.req_cc_state, 0xCAFEF00Du);
+  // Not even the request header: truncated. Not a request: refused.
+  for (size_t len = 0; len < kRequestSize; ++len) {
+    EXPECT_EQ(parse_trimmed(S(kReqGolden).first(len), pkt), WireError::kTruncated) << len;
+  }
+  EXPECT_EQ(parse_trimmed(S(kAckCcGolden), pkt), WireError::kBadType);
+  EXPECT_EQ(parse_trimmed(S(kCtrlGolden), pkt), WireError::kBadType);
+  // The same bytes are no valid datagram (no trailer to check).
+  EXPECT_NE(parse_datagram(S(cut), pkt), WireError::kOk);
+}
+
 TEST(WireDatagram, SealNeedsRoom) {
   Bytes b(10);
   EXPECT_EQ(seal(b, 7), 0u);

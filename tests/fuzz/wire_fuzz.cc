@@ -147,6 +147,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace shoal::wire;  // NOLINT: a C entry point, keep it readable
   const std::span<const uint8_t> in(data, size);
 
+  // A trimmed datagram is read without a CRC: whatever it accepts must be a
+  // request whose header re-encodes to the same fields.
+  {
+    Packet trimmed;
+    if (parse_trimmed(in, trimmed) == WireError::kOk) {
+      uint8_t b[kCcRequestSize];
+      const size_t n = encode_request(trimmed.request, std::span<uint8_t>(b));
+      RequestHeader back;
+      Check(n > 0 && decode_request(std::span<const uint8_t>(b, n), back) == WireError::kOk &&
+                back == trimmed.request && trimmed.payload.empty(),
+            "trimmed request");
+    }
+  }
+
   // Every decoder on the raw bytes, as if they were that header.
   Prologue pro;
   if (decode_prologue(in, pro) == WireError::kOk) {
