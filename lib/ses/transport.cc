@@ -281,6 +281,7 @@ void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& met
     ++counters_.rx_wire_errors[static_cast<int>(err)];
     return;
   }
+  if (meta.trimmed) ++counters_.rx_trimmed;
   uint16_t id = 0;
   switch (pkt.prologue.type) {
     case wire::PdsType::kUudReq:
@@ -295,7 +296,14 @@ void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& met
                                     ? DeliveryMode::kRod
                                     : DeliveryMode::kRud;
       if (pkt.request.prologue.flags & wire::kReqFlagSyn) {
-        id = accept_pdc(meta.peer, pkt.request, mode);
+        // A trimmed header was never CRC-checked: it may find a PDC, never
+        // create one (the sender's RACK/TLP recovers a trimmed first packet).
+        if (meta.trimmed) {
+          auto it = accepted_.find(accepted_key(meta.peer, pkt.request.spdcid));
+          id = it == accepted_.end() ? 0 : it->second;
+        } else {
+          id = accept_pdc(meta.peer, pkt.request, mode);
+        }
         if (id == 0) {
           ++counters_.rx_no_pdc;
           return;
@@ -331,7 +339,6 @@ void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& met
     return;
   }
   if (meta.trimmed) {
-    ++counters_.rx_trimmed;
     pdc.on_trimmed(pkt, meta, now);
   } else {
     pdc.on_packet(pkt, meta, now);

@@ -303,6 +303,39 @@ TEST(Transport, MalformedDatagramsAreCountedAndDropped) {
   EXPECT_EQ(rbuf, msg);
 }
 
+TEST(Transport, TrimmedPacketIsNackedAndResentButNeverOpensAPdc) {
+  Pair p(small_mtu());
+  const auto msg = pattern(700, 3);  // 3 packets
+  std::vector<uint8_t> rbuf(700);
+  ASSERT_TRUE(p.h(1).post_recv(0, rbuf, 1).ok());
+  ASSERT_TRUE(p.h(0).post_send(send_to(msg, 1)).ok());
+  p.collect();
+  ASSERT_EQ(p.wire.size(), 3u);
+  std::deque<Datagram> data;
+  data.swap(p.wire);
+  RxMeta trimmed;
+  trimmed.peer = 1;
+  trimmed.trimmed = true;
+  // The first packet (SYN) arrives trimmed: it finds no PDC and opens none.
+  Datagram cut = data[0];
+  cut.bytes.resize(wire::kRequestSize + wire::kSesRequestSize);
+  p.h(1).on_datagram(cut.bytes, trimmed, p.now);
+  EXPECT_EQ(p.h(1).pdcs_open(), 0u);
+  EXPECT_EQ(p.h(1).counters().rx_no_pdc, 1u);
+  // The second arrives whole and opens it; the third arrives trimmed: NACKed.
+  p.deliver(data[1]);
+  ASSERT_EQ(p.h(1).pdcs_open(), 1u);
+  Datagram cut3 = data[2];
+  cut3.bytes.resize(wire::kRequestSize + 10);
+  p.h(1).on_datagram(cut3.bytes, trimmed, p.now);
+  EXPECT_EQ(p.h(1).counters().rx_trimmed, 2u);
+  p.run(Duration::millis(5));
+  auto rc = p.completions(1);
+  ASSERT_EQ(rc.size(), 1u);
+  EXPECT_EQ(rbuf, msg);
+  EXPECT_GE(p.h(1).pds_counters().nacks_sent, 1u);
+}
+
 TEST(Transport, BadArgumentsReturnDocumentedErrors) {
   Pair p;
   std::vector<uint8_t> buf(8);
