@@ -83,7 +83,8 @@ void BM_PdcOnPacketRequest(benchmark::State& state) {
   params.accepted = true;
   params.remote_id = 1;
   params.remote_start_psn = Psn(1000);
-  pds::Pdc target(pds::PdsConfig(), &up, params);
+  const pds::PdsConfig cfg;
+  pds::Pdc target(cfg, &up, params);
   wire::Packet pkt;
   pkt.prologue.type = wire::PdsType::kRudReq;
   pkt.request.prologue = pkt.prologue;

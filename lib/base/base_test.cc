@@ -969,6 +969,23 @@ TEST_F(LogTest, CustomSinkReceivesFormattedLines) {
   EXPECT_EQ(captured_.size(), 3u);
 }
 
+TEST(RingBitmap, GrowKeepsTheWindowStartingAtFrom) {
+  for (uint32_t from : {0u, 37u, 60u, 0xFFFFFFF0u}) {
+    RingBitmap b(64);
+    std::vector<uint32_t> set_pos = {from, from + 1, from + 13, from + 63};
+    for (uint32_t p : set_pos) b.set(p);
+    b.grow(256, from);
+    EXPECT_EQ(b.capacity(), 256u);
+    for (uint32_t i = 0; i < 256; ++i) {
+      const bool want = std::find(set_pos.begin(), set_pos.end(), from + i) != set_pos.end();
+      EXPECT_EQ(b.test(from + i), want) << "from " << from << " +" << i;
+    }
+    b.set(from + 200);
+    EXPECT_TRUE(b.test(from + 200));
+    EXPECT_FALSE(b.test(from + 199));
+  }
+}
+
 // ---- Slab ---------------------------------------------------------------------
 
 TEST(Slab, HandsOutEachIndexOnceAndReportsFull) {

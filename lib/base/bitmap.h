@@ -77,6 +77,22 @@ class RingBitmap {
     }
   }
 
+  // Grows to `capacity_bits` (a larger power of two, multiple of 64),
+  // keeping the `capacity()` positions starting at `from`: positions are
+  // taken modulo the capacity, so every kept bit moves to its new place.
+  void grow(uint32_t capacity_bits, uint32_t from) {
+    RingBitmap bigger(capacity_bits);
+    for (uint32_t i = 0; i < capacity_; i += 64) {
+      uint64_t bits = extract64(from + i);
+      while (bits) {
+        const int b = __builtin_ctzll(bits);
+        bits &= bits - 1;
+        bigger.set(from + i + static_cast<uint32_t>(b));
+      }
+    }
+    *this = std::move(bigger);
+  }
+
   size_t memory_bytes() const { return words_.size() * sizeof(uint64_t); }
 
  private:

@@ -35,7 +35,6 @@ uint64_t pack_ack_cc_state(uint32_t ce_count, Duration hold) {
 
 Pdc::Pdc(const PdsConfig& config, PdsUpper* upper, const PdcParams& params)
     : config_(config), upper_(upper), params_(params) {
-  window_mask_ = config_.window_packets - 1;
   next_psn_ = params.start_psn;
   una_ = params.start_psn;
   rto_ = config_.initial_rto;
@@ -43,7 +42,7 @@ Pdc::Pdc(const PdsConfig& config, PdsUpper* upper, const PdcParams& params)
     remote_id_ = params.remote_id;
     remote_known_ = true;
     receiver_started_ = true;
-    rx_bitmap_.reset(config_.window_packets);
+    rx_bitmap_.reset(kInitialRxBits);
     cack_ = params.remote_start_psn - 1;
     rx_highest_ = cack_;
   }
@@ -51,17 +50,62 @@ Pdc::Pdc(const PdsConfig& config, PdsUpper* upper, const PdcParams& params)
 
 size_t Pdc::memory_bytes() const {
   size_t bytes = sizeof(*this) + rx_bitmap_.memory_bytes();
-  if (slots_) bytes += sizeof(TxSlot) * config_.window_packets;
+  if (slots_) bytes += sizeof(TxSlot) * slot_cap_;
   return bytes;
 }
 
 void Pdc::ensure_sender() {
-  if (slots_) return;
-  slots_.reset(new TxSlot[config_.window_packets]);
-  std::memset(static_cast<void*>(slots_.get()), 0, sizeof(TxSlot) * config_.window_packets);
-  for (uint32_t i = 0; i < config_.window_packets; ++i) slots_[i].links = IndexLinks();
-  tx_order_.links_of().slots = slots_.get();
-  retx_.links_of().slots = slots_.get();
+  if (slots_) {
+    if (outstanding() == slot_cap_ && slot_cap_ < config_.window_packets) grow_sender();
+    return;
+  }
+  slot_cap_ = std::min(kInitialTxSlots, config_.window_packets);
+  slot_mask_ = slot_cap_ - 1;
+  slots_.reset(new TxSlot[slot_cap_]());
+  tx_order_ = IndexList<SlotLinks>(SlotLinks{slots_.get()});
+  retx_ = IndexList<SlotLinks>(SlotLinks{slots_.get()});
+}
+
+void Pdc::grow_sender() {
+  // Double the ring and move every tracked PSN to its new slot; the two
+  // lists are rebuilt in their old order (transmission order matters to RACK).
+  const uint32_t cap = slot_cap_ * 2, mask = cap - 1;
+  std::unique_ptr<TxSlot[]> bigger(new TxSlot[cap]());
+  auto new_index = [&](uint32_t old_idx) {
+    const Psn psn = una_ + static_cast<int32_t>((old_idx - slot_of(una_)) & slot_mask_);
+    return psn.value() & mask;
+  };
+  for (Psn p = una_; p < next_psn_; ++p) {
+    TxSlot moved = slots_[slot_of(p)];
+    moved.links = IndexLinks();
+    bigger[p.value() & mask] = moved;
+  }
+  IndexList<SlotLinks> order(SlotLinks{bigger.get()}), retx(SlotLinks{bigger.get()});
+  for (uint32_t i = tx_order_.front(); i != kNoIndex; i = tx_order_.next(i)) order.push_back(new_index(i));
+  for (uint32_t i = retx_.front(); i != kNoIndex; i = retx_.next(i)) retx.push_back(new_index(i));
+  slots_ = std::move(bigger);
+  slot_cap_ = cap;
+  slot_mask_ = mask;
+  tx_order_ = order;
+  retx_ = retx;
+}
+
+void Pdc::grow_receiver(uint32_t needed) {
+  uint32_t cap = rx_bitmap_.capacity();
+  while (cap < needed) cap *= 2;
+  rx_bitmap_.grow(cap, (cack_ + 1).value());
+}
+
+void Pdc::shrink() {
+  if (slots_ && outstanding() == 0 && tx_order_.empty() && retx_.empty()) {
+    slots_.reset();
+    slot_cap_ = slot_mask_ = 0;
+    tx_order_ = IndexList<SlotLinks>();
+    retx_ = IndexList<SlotLinks>();
+  }
+  if (receiver_started_ && rx_highest_ == cack_ && rx_bitmap_.capacity() > kInitialRxBits) {
+    rx_bitmap_.reset(kInitialRxBits);  // no hole: no bit is set
+  }
 }
 
 // ============================================================================
@@ -130,7 +174,7 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
   if (slots_) {
     while (!retx_.empty() && !batch.full()) {
       const uint32_t idx = retx_.front();
-      const Psn psn = una_ + static_cast<int32_t>((idx - slot_of(una_)) & window_mask_);
+      const Psn psn = una_ + static_cast<int32_t>((idx - slot_of(una_)) & slot_mask_);
       if (!emit_request(psn, /*retx=*/true, now, batch)) break;
     }
     if (tlp_pending_ && !batch.full() && !tx_order_.empty()) {
@@ -607,7 +651,7 @@ void Pdc::on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now)
     schedule_ack(now, true);
     return;
   }
-  if (psn - cack_ > static_cast<int32_t>(rx_bitmap_.capacity())) {
+  if (psn - cack_ > static_cast<int32_t>(config_.window_packets)) {
     ++counters_.rx_out_of_window;
     queue_nack(wire::NackCode::kPsnOorWindow, psn);
     return;
@@ -641,6 +685,7 @@ void Pdc::on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now)
       cack_ += run;
     }
   } else {
+    if (psn - cack_ > static_cast<int32_t>(rx_bitmap_.capacity())) grow_receiver(static_cast<uint32_t>(psn - cack_));
     rx_bitmap_.set(psn.value());
   }
   ++unacked_;
@@ -669,8 +714,8 @@ void Pdc::on_trimmed(const wire::Packet& pkt, const RxMeta& meta, TimePoint now)
   const Psn psn(pkt.request.psn);
   // A trim of something we already have, or of a PSN outside the window,
   // asks for nothing.
-  if (psn <= cack_ || psn - cack_ > static_cast<int32_t>(rx_bitmap_.capacity()) ||
-      rx_bitmap_.test(psn.value())) {
+  if (psn <= cack_ || psn - cack_ > static_cast<int32_t>(config_.window_packets) ||
+      (psn - cack_ <= static_cast<int32_t>(rx_bitmap_.capacity()) && rx_bitmap_.test(psn.value()))) {
     return;
   }
   queue_nack(wire::NackCode::kTrimmed, psn);

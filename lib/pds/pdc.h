@@ -156,6 +156,7 @@ struct PdcParams {
 
 class Pdc {
  public:
+  // `config` is kept by reference: the owner keeps it alive and unchanged.
   Pdc(const PdsConfig& config, PdsUpper* upper, const PdcParams& params);
   Pdc(const Pdc&) = delete;
   Pdc& operator=(const Pdc&) = delete;
@@ -177,6 +178,10 @@ class Pdc {
   void close();
   // Fails every outstanding unit with kClosed and stops (QP/engine teardown).
   void abort();
+  // Gives back window memory that idle halves do not need (the sender ring
+  // when nothing is outstanding, the receiver bitmap beyond 64 bits when
+  // there is no hole). The owner calls it on an idle timer, not per packet.
+  void shrink();
 
   // ---- identity and state ----
   PdcState state() const { return state_; }
@@ -201,6 +206,8 @@ class Pdc {
   size_t memory_bytes() const;
 
  private:
+  static constexpr uint32_t kInitialTxSlots = 16;
+  static constexpr uint32_t kInitialRxBits = 64;
   enum SlotState : uint8_t { kFree = 0, kInFlight, kLost, kSacked };
   struct TxSlot {
     uint64_t cookie;
@@ -219,7 +226,9 @@ class Pdc {
 
   // Sender.
   void ensure_sender();
-  uint32_t slot_of(Psn p) const { return p.value() & window_mask_; }
+  uint32_t slot_of(Psn p) const { return p.value() & slot_mask_; }
+  void grow_sender();
+  void grow_receiver(uint32_t needed);
   bool window_open() const;
   size_t encode_request_header(const TxSlot& slot, Psn psn, bool retx, uint8_t* out) const;
   bool emit_request(Psn psn, bool retx, TimePoint now, TxBatch& batch);
@@ -246,7 +255,7 @@ class Pdc {
   bool emit_ctrl(wire::CtrlType type, Psn psn, TimePoint now, TxBatch& batch);
   void schedule_ack(TimePoint now, bool immediate);
 
-  PdsConfig config_;
+  const PdsConfig& config_;  // the owner's, shared by its PDCs; outlives them
   PdsUpper* upper_;
   PdcParams params_;
   PdcState state_ = PdcState::kOpen;
@@ -254,8 +263,12 @@ class Pdc {
   bool remote_known_ = false;
 
   // ---- sender half ----
-  std::unique_ptr<TxSlot[]> slots_;  // window_packets, allocated on first send
-  uint32_t window_mask_ = 0;
+  // Sent-but-unacknowledged PSNs, indexed by psn mod slot_cap_. Starts small
+  // on first send and doubles up to window_packets as the flight grows, so
+  // an idle or lightly used PDC costs little; shrink() gives it back.
+  std::unique_ptr<TxSlot[]> slots_;
+  uint32_t slot_cap_ = 0;
+  uint32_t slot_mask_ = 0;
   Psn next_psn_;
   Psn una_;  // lowest PSN not yet cumulatively acknowledged
   IndexList<SlotLinks> tx_order_;  // in flight, oldest transmission first

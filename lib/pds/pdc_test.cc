@@ -613,6 +613,44 @@ TEST(PdcTest, TrimOfADeliveredPsnAsksForNothing) {
   EXPECT_EQ(p.count_retx(), 0u);
 }
 
+TEST(PdcTest, WindowMemoryGrowsWithTheFlightAndShrinksWhenIdle) {
+  Pair p(base_config(), Psn(0xFFFFFF00u));
+  p.ua.add_units(0, 1);
+  ASSERT_TRUE(p.transfer(0, 1));
+  const size_t one = p.a->memory_bytes();
+  // A long lossy flight grows the sender ring and the receiver bitmap...
+  p.ua.add_units(1, 600);
+  p.a->wake();
+  std::set<uint32_t> lost;
+  for (uint32_t i = 0; i < 600; i += 37) lost.insert(0xFFFFFF00u + 1 + i);
+  p.a2b_filter = [&](const Rec& r) {
+    Fate f;
+    f.drop = r.is_request() && r.tx_num == 1 && lost.count(r.psn());
+    return f;
+  };
+  size_t peak_a = 0, peak_b = 0;
+  p.on_emit = [&](const Rec&) {
+    peak_a = std::max(peak_a, p.a->memory_bytes());
+    if (p.b) peak_b = std::max(peak_b, p.b->memory_bytes());
+  };
+  ASSERT_TRUE(p.transfer(1, 600));
+  expect_each_once(p.ub.received, 0, 601, "received");
+  EXPECT_GT(peak_a, one + 40 * 64);  // at least a 64-slot ring at some point
+  // ...and shrink() gives it back once everything is acknowledged.
+  p.a->shrink();
+  p.b->shrink();
+  EXPECT_LT(p.a->memory_bytes(), one);
+  EXPECT_LE(p.a->memory_bytes(), 1024u);
+  EXPECT_LE(p.b->memory_bytes(), 1024u);
+  EXPECT_GT(peak_b, p.b->memory_bytes());  // the receiver bitmap had grown past 64 bits
+  // A shrunk PDC sends and receives as before.
+  p.a2b_filter = nullptr;
+  p.ua.add_units(601, 50);
+  p.a->wake();
+  ASSERT_TRUE(p.transfer(601, 50));
+  expect_each_once(p.ub.received, 0, 651, "received");
+}
+
 TEST(PdcTest, ReorderWithinThresholdCausesNoRetransmission) {
   Pair p(base_config(), Psn(0));
   p.a2b_gap = Duration::nanos(100);
