@@ -52,8 +52,9 @@ BENCHMARK(BM_MessageRound)->Arg(64)->Arg(4096);
 // A do-nothing upper layer: units are cookies, requests are accepted.
 class NullUpper : public pds::PdsUpper {
  public:
-  bool next_unit(pds::Pdc&, uint64_t* cookie) override {
+  bool next_unit(pds::Pdc&, uint64_t* cookie, bool* last) override {
     *cookie = next_++;
+    *last = false;
     return true;
   }
   size_t write_unit(pds::Pdc&, uint64_t, std::span<uint8_t> out) override {

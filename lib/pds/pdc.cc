@@ -175,7 +175,8 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
     while (!retx_.empty() && !batch.full()) {
       const uint32_t idx = retx_.front();
       const Psn psn = una_ + static_cast<int32_t>((idx - slot_of(una_)) & slot_mask_);
-      if (!emit_request(psn, /*retx=*/true, now, batch)) break;
+      const bool tail = retx_.size() == 1 && !tlp_pending_;
+      if (!emit_request(psn, /*retx=*/true, tail, now, batch)) break;
     }
     if (tlp_pending_ && !batch.full() && !tx_order_.empty()) {
       // Resend the newest in-flight PSN: its SACK reveals a lost tail.
@@ -186,7 +187,7 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
           break;
         }
       }
-      if (emit_request(newest, /*retx=*/true, now, batch)) {
+      if (emit_request(newest, /*retx=*/true, /*tail=*/true, now, batch)) {
         ++counters_.tlp_probes;
         tlp_pending_ = false;
       }
@@ -196,7 +197,8 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
   }
   while (!batch.full() && upper_ready_ && !close_requested_ && window_open()) {
     uint64_t cookie;
-    if (!upper_->next_unit(*this, &cookie)) {
+    bool last = false;
+    if (!upper_->next_unit(*this, &cookie, &last)) {
       upper_ready_ = false;
       break;
     }
@@ -208,7 +210,11 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
     s.state = kInFlight;  // set properly by emit_request
     const Psn psn = next_psn_;
     ++next_psn_;
-    if (!emit_request(psn, /*retx=*/false, now, batch)) {
+    // The flight ends here if the upper layer has nothing more or the
+    // window or cwnd closes behind this packet.
+    const bool tail = last || outstanding() >= config_.window_packets ||
+                      in_flight() + retx_.size() + 1 >= config_.cwnd_packets;
+    if (!emit_request(psn, /*retx=*/false, tail, now, batch)) {
       // No room in the buffer: cannot happen with MTU-sized buffers; undo.
       --next_psn_;
       s.state = kFree;
@@ -223,7 +229,7 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
     s.is_close = true;
     const Psn psn = next_psn_;
     ++next_psn_;
-    if (emit_request(psn, false, now, batch)) {
+    if (emit_request(psn, /*retx=*/false, /*tail=*/false, now, batch)) {
       close_sent_ = true;
       state_ = PdcState::kClosing;
     } else {
@@ -325,7 +331,7 @@ size_t Pdc::encode_request_header(const TxSlot& slot, Psn psn, bool retx, uint8_
   return wire::encode_request(h, std::span<uint8_t>(out, wire::kRequestSize));
 }
 
-bool Pdc::emit_request(Psn psn, bool retx, TimePoint now, TxBatch& batch) {
+bool Pdc::emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& batch) {
   const uint32_t idx = slot_of(psn);
   TxSlot& s = slots_[idx];
   TxPacket& tx = batch.next();
@@ -351,9 +357,7 @@ bool Pdc::emit_request(Psn psn, bool retx, TimePoint now, TxBatch& batch) {
   }
   // Ask for an immediate ACK when this packet ends what we can send now, so
   // the receiver does not sit on it for the coalescing delay.
-  const bool last_for_now = retx ? (retx_.size() <= 1 && !tlp_pending_)
-                                 : (!window_open() || in_flight() + 1 >= config_.cwnd_packets);
-  if ((last_for_now || tlp_pending_) && !s.is_close) tx.data[1] |= wire::kReqFlagAckReq;
+  if (tail && !s.is_close) tx.data[1] |= wire::kReqFlagAckReq;
   if (!commit_packet(tx, len, /*control=*/false, batch)) return false;
   len = tx.len;
 

@@ -122,9 +122,11 @@ class Pdc;
 class PdsUpper {
  public:
   virtual ~PdsUpper() = default;
-  // The next new unit for this PDC, if any. After returning false the PDC
-  // asks again only once wake() was called.
-  virtual bool next_unit(Pdc& pdc, uint64_t* cookie) = 0;
+  // The next new unit for this PDC, if any; *last says whether it is the
+  // last one queued right now (the PDC then asks for an immediate ACK, so a
+  // lone message completes in one round trip). After returning false the
+  // PDC asks again only once wake() was called.
+  virtual bool next_unit(Pdc& pdc, uint64_t* cookie, bool* last) = 0;
   // Writes the SES header and payload of `cookie` at `out`; returns bytes.
   virtual size_t write_unit(Pdc& pdc, uint64_t cookie, std::span<uint8_t> out) = 0;
   // The unit was delivered (cumulatively or selectively acknowledged).
@@ -231,7 +233,8 @@ class Pdc {
   void grow_receiver(uint32_t needed);
   bool window_open() const;
   size_t encode_request_header(const TxSlot& slot, Psn psn, bool retx, uint8_t* out) const;
-  bool emit_request(Psn psn, bool retx, TimePoint now, TxBatch& batch);
+  // `tail`: nothing else will follow right away; the packet carries AR.
+  bool emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& batch);
   void on_ack(const wire::AckHeader& ack, TimePoint now);
   void on_nack(const wire::NackHeader& nack, TimePoint now);
   void mark_delivered(Psn psn, TimePoint now, bool* progressed);

@@ -36,6 +36,7 @@ class FakeUpper : public PdsUpper {
   std::deque<uint64_t> queue;
   size_t payload_size = 64;
   int refuse_remaining = 0;
+  bool report_last = true;  // tell the PDC when the queue runs dry (it then sets AR)
   std::map<uint64_t, int> acked;
   std::vector<std::pair<uint64_t, UnitFailure>> failed;
   std::map<uint64_t, int> received;
@@ -46,10 +47,11 @@ class FakeUpper : public PdsUpper {
     for (int i = 0; i < n; ++i) queue.push_back(first + i);
   }
 
-  bool next_unit(Pdc&, uint64_t* cookie) override {
+  bool next_unit(Pdc&, uint64_t* cookie, bool* last) override {
     if (queue.empty()) return false;
     *cookie = queue.front();
     queue.pop_front();
+    *last = report_last && queue.empty();
     return true;
   }
   size_t write_unit(Pdc&, uint64_t cookie, std::span<uint8_t> out) override {
@@ -490,6 +492,7 @@ TEST(PdcTest, AckAfterDelayWhenFewPackets) {
   PdsConfig cfg = base_config();
   cfg.ack_delay = Duration::micros(4);
   Pair p(cfg, Psn(1));
+  p.ua.report_last = false;  // more "might" follow: no AR, the timer decides
   p.ua.add_units(0, 5);
   ASSERT_TRUE(p.transfer(0, 5));
   ASSERT_EQ(p.requests().size(), 5u);
@@ -889,6 +892,7 @@ TEST(PdcTest, CeMarkTriggersImmediateEcnEchoAck) {
 
 TEST(PdcTest, AckRequestFlagTriggersImmediateAck) {
   Pair p(base_config(), Psn(0));
+  p.ua.report_last = false;
   p.ua.add_units(0, 4);
   // Spread the packets so that the AR packet arrives alone.
   p.a2b_gap = Duration::nanos(500);
@@ -905,6 +909,23 @@ TEST(PdcTest, AckRequestFlagTriggersImmediateAck) {
   EXPECT_EQ(acks[0]->pkt.ack.cack_psn, 1u);
   // Without AR the rest waits for the ACK delay.
   EXPECT_EQ(acks[1]->t, TimePoint::zero() + p.a2b_gap * 3 + p.delay + p.cfg_b.ack_delay);
+}
+
+TEST(PdcTest, LastQueuedUnitAsksForAnImmediateAck) {
+  PdsConfig cfg = base_config();
+  cfg.ack_delay = Duration::micros(50);
+  Pair p(cfg, Psn(1));
+  p.ua.add_units(0, 3);
+  ASSERT_TRUE(p.transfer(0, 3));
+  const auto reqs = p.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_FALSE(reqs[0]->pkt.request.prologue.flags & wire::kReqFlagAckReq);
+  EXPECT_FALSE(reqs[1]->pkt.request.prologue.flags & wire::kReqFlagAckReq);
+  EXPECT_TRUE(reqs[2]->pkt.request.prologue.flags & wire::kReqFlagAckReq);
+  // The message is acknowledged one round trip after it left, not after the
+  // (here long) coalescing delay.
+  ASSERT_EQ(p.acks().size(), 1u);
+  EXPECT_EQ(p.acks()[0]->t, TimePoint::zero() + p.delay);
 }
 
 TEST(PdcTest, WindowAndCwndBoundOutstanding) {

@@ -411,7 +411,7 @@ void Transport::on_timeout(TimePoint now) {
 // PdsUpper: the sender's units
 // ============================================================================
 
-bool Transport::next_unit(pds::Pdc& pdc, uint64_t* cookie) {
+bool Transport::next_unit(pds::Pdc& pdc, uint64_t* cookie, bool* last) {
   PdcSlot& slot = pdcs_[pdc.local_id()];
   const uint32_t m = slot.sendq_head;
   if (m == kNone) return false;
@@ -422,6 +422,7 @@ bool Transport::next_unit(pds::Pdc& pdc, uint64_t* cookie) {
     if (slot.sendq_head == kNone) slot.sendq_tail = kNone;
     ++counters_.msgs_sent;
   }
+  *last = slot.sendq_head == kNone;
   return true;
 }
 

@@ -213,7 +213,7 @@ class Transport final : public pds::PdsUpper {
   };
 
   // PdsUpper.
-  bool next_unit(pds::Pdc& pdc, uint64_t* cookie) override;
+  bool next_unit(pds::Pdc& pdc, uint64_t* cookie, bool* last) override;
   size_t write_unit(pds::Pdc& pdc, uint64_t cookie, std::span<uint8_t> out) override;
   void on_unit_acked(pds::Pdc& pdc, uint64_t cookie) override;
   void on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure why) override;
