@@ -198,6 +198,13 @@ class Pdc {
   uint32_t in_flight() const { return static_cast<uint32_t>(tx_order_.size()); }
   uint32_t outstanding() const { return static_cast<uint32_t>(next_psn_ - una_); }
   bool idle() const { return outstanding() == 0 && !upper_ready_; }
+  // Nothing in flight, nothing to acknowledge, no hole: the PDC could be
+  // shrunk or closed without losing anything (the owner adds "and nothing
+  // queued above").
+  bool quiescent() const {
+    return state_ == PdcState::kOpen && outstanding() == 0 && ack_due_.is_max() && nack_count_ == 0 &&
+           !close_requested_ && (!receiver_started_ || rx_highest_ == cack_);
+  }
   Duration srtt() const { return srtt_; }
   Duration rto() const { return rto_; }
   Psn next_psn() const { return next_psn_; }

@@ -24,20 +24,14 @@ const char* to_string(WcStatus s) {
 
 namespace {
 
-uint64_t initiator_key(PeerAddr peer, DeliveryMode mode) {
-  return (peer << 2) | static_cast<uint64_t>(mode);
-}
-uint64_t accepted_key(PeerAddr peer, uint16_t remote_id) { return (peer << 16) | remote_id; }
-
 constexpr uint64_t kMaxMessageBytes = 0xffffffffull;  // msg_off and req_len are 32-bit
 
 }  // namespace
 
 Transport::Transport(const TransportConfig& config, PeerAddr self, uint64_t seed)
-    : config_(config), self_(self), rng_(seed) {
-  pdcs_.resize(config_.max_pdcs + 1);
-  for (uint32_t id = config_.max_pdcs; id >= 1; --id) free_pdc_ids_.push_back(static_cast<uint16_t>(id));
-  active_.reserve(config_.max_pdcs);
+    : config_(config), self_(self), rng_(seed), pool_(config_.pool, config_.pds, this, seed ^ 0x5ca1ab1e) {
+  ses_.resize(config_.pool.max_pdcs + 1);
+  active_.reserve(config_.pool.max_pdcs);
   tx_msgs_.reset(config_.max_send_msgs);
   rx_msgs_.reset(config_.max_recv_msgs);
   rx_index_.reserve(std::min<uint32_t>(config_.max_recv_msgs, 1 << 16));
@@ -70,10 +64,9 @@ absl::Status Transport::post_send(const SendRequest& req) {
   }
   uint16_t id = 0;
   if (req.mode != DeliveryMode::kUud) {
-    auto pdc = pdc_for(req.peer, req.mode);
-    if (!pdc.ok()) return pdc.status();
-    id = *pdc;
-    if (pdcs_[id].outstanding_msgs >= config_.max_msgs_per_pdc) {
+    id = pool_.acquire(req.peer, req.tc, req.mode, last_now_);
+    drain_pool_wakes();
+    if (id && ses_[id].outstanding_msgs >= config_.max_msgs_per_pdc) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "%u messages outstanding to this peer (max_msgs_per_pdc); poll completions first",
           config_.max_msgs_per_pdc));
@@ -95,6 +88,7 @@ absl::Status Transport::post_send(const SendRequest& req) {
   msg.dst_qp = req.dst_qp;
   msg.src_qp = req.src_qp;
   msg.mode = req.mode;
+  msg.tc = req.tc;
   msg.next = kNone;
   msg.pdc = id;
   if (req.mode == DeliveryMode::kUud) {
@@ -103,14 +97,47 @@ absl::Status Transport::post_send(const SendRequest& req) {
     uud_tail_ = m;
     return absl::OkStatus();
   }
-  PdcSlot& slot = pdcs_[id];
-  msg.msg_id = slot.next_msg_id++;
-  ++slot.outstanding_msgs;
-  if (slot.sendq_tail == kNone) slot.sendq_head = m; else tx_msgs_[slot.sendq_tail].next = m;
-  slot.sendq_tail = m;
-  slot.pdc->wake();
-  activate(id);
+  if (id == 0) {
+    // Every PDC is busy and the pool is at its bound: the message waits for
+    // one (an idle PDC is being closed to make room), it does not fail.
+    ++counters_.msgs_waited_for_pdc;
+    if (wait_tail_ == kNone) wait_head_ = m; else tx_msgs_[wait_tail_].next = m;
+    wait_tail_ = m;
+    return absl::OkStatus();
+  }
+  enqueue_on_pdc(m, id);
   return absl::OkStatus();
+}
+
+void Transport::enqueue_on_pdc(uint32_t m, uint16_t id) {
+  TxMsg& msg = tx_msgs_[m];
+  PdcSes& ses = ses_[id];
+  msg.pdc = id;
+  msg.next = kNone;
+  msg.msg_id = ses.next_msg_id++;
+  ++ses.outstanding_msgs;
+  if (ses.sendq_tail == kNone) ses.sendq_head = m; else tx_msgs_[ses.sendq_tail].next = m;
+  ses.sendq_tail = m;
+  pool_.get(id)->wake();
+  activate(id);
+}
+
+void Transport::retry_waiting() {
+  // In order: a message never overtakes an earlier one that waits.
+  while (wait_head_ != kNone) {
+    const TxMsg& msg = tx_msgs_[wait_head_];
+    const uint16_t id = pool_.acquire(msg.peer, msg.tc, msg.mode, last_now_);
+    drain_pool_wakes();
+    if (id == 0) return;
+    const uint32_t m = wait_head_;
+    wait_head_ = msg.next;
+    if (wait_head_ == kNone) wait_tail_ = kNone;
+    enqueue_on_pdc(m, id);
+  }
+}
+
+void Transport::drain_pool_wakes() {
+  pool_.drain_woken([this](uint16_t id) { activate(id); });
 }
 
 absl::Status Transport::post_recv(uint16_t qp, std::span<uint8_t> buffer, uint64_t wr_id) {
@@ -164,106 +191,68 @@ uint32_t Transport::poll_completions(Completion* out, uint32_t max) {
 // PDCs
 // ============================================================================
 
-absl::StatusOr<uint16_t> Transport::pdc_for(PeerAddr peer, DeliveryMode mode) {
-  const uint64_t key = initiator_key(peer, mode);
-  auto it = initiator_.find(key);
-  if (it != initiator_.end()) return it->second;
-  if (free_pdc_ids_.empty()) {
-    return absl::UnavailableError(absl::StrFormat("all %u PDCs in use", config_.max_pdcs));
-  }
-  pds::PdcParams p;
-  p.peer = peer;
-  p.mode = mode;
-  const uint16_t id = create_pdc(p, key, /*initiator=*/true);
-  initiator_.emplace(key, id);
-  ++counters_.pdcs_opened;
-  return id;
-}
-
-uint16_t Transport::create_pdc(pds::PdcParams p, uint64_t key, bool initiator) {
-  const uint16_t id = free_pdc_ids_.back();
-  free_pdc_ids_.pop_back();
-  p.local_id = id;
-  p.entropy = static_cast<uint16_t>(config_.entropy_base | (id & 0x3fff));
-  p.start_psn = Psn(static_cast<uint32_t>(rng_.next_u64()));
-  PdcSlot& slot = pdcs_[id];
-  slot = PdcSlot();
-  slot.pdc = std::make_unique<pds::Pdc>(config_.pds, this, p);
-  slot.initiator = initiator;
-  slot.key = key;
-  return id;
-}
-
-uint16_t Transport::accept_pdc(PeerAddr peer, const wire::RequestHeader& h, DeliveryMode mode) {
-  const uint64_t key = accepted_key(peer, h.spdcid);
-  auto it = accepted_.find(key);
-  if (it != accepted_.end()) return it->second;
-  if (free_pdc_ids_.empty()) return 0;  // NO_PDC_AVAIL: the sender retries
-  pds::PdcParams p;
-  p.peer = peer;
-  p.mode = mode;
-  p.accepted = true;
-  p.remote_id = h.spdcid;
-  p.remote_start_psn = Psn(h.psn) - wire::syn_psn_offset(h.dpdcid);
-  const uint16_t id = create_pdc(p, key, /*initiator=*/false);
-  accepted_.emplace(key, id);
-  ++counters_.pdcs_accepted;
-  return id;
-}
-
 void Transport::activate(uint16_t id) {
-  PdcSlot& slot = pdcs_[id];
-  if (slot.active) return;
-  slot.active = true;
+  PdcSes& ses = ses_[id];
+  if (ses.active) return;
+  ses.active = true;
   active_.push_back(id);
 }
 
 void Transport::release_pdc(uint16_t id) {
-  PdcSlot& slot = pdcs_[id];
-  const pds::PdsCounters& c = slot.pdc->counters();
+  pds::Pdc& pdc = *pool_.get(id);
   // Keep the totals of freed PDCs so that counters never go backwards.
+  const pds::PdsCounters& c = pdc.counters();
   uint64_t* dst = reinterpret_cast<uint64_t*>(&freed_pdc_counters_);
   const uint64_t* src = reinterpret_cast<const uint64_t*>(&c);
   for (size_t i = 0; i < sizeof(pds::PdsCounters) / sizeof(uint64_t); ++i) dst[i] += src[i];
-  if (slot.initiator) initiator_.erase(slot.key); else accepted_.erase(slot.key);
+  PdcSes& ses = ses_[id];
   // Messages never handed to the PDS fail with the PDC.
-  while (slot.sendq_head != kNone) {
-    const uint32_t m = slot.sendq_head;
-    slot.sendq_head = tx_msgs_[m].next;
-    TxMsg& msg = tx_msgs_[m];
-    msg.failed = true;
-    finish_tx(m, slot.pdc->state() == pds::PdcState::kFailed ? WcStatus::kRetryExcErr : WcStatus::kWrFlushErr);
+  const WcStatus why = pdc.state() == pds::PdcState::kFailed ? WcStatus::kRetryExcErr : WcStatus::kWrFlushErr;
+  while (ses.sendq_head != kNone) {
+    const uint32_t m = ses.sendq_head;
+    ses.sendq_head = tx_msgs_[m].next;
+    tx_msgs_[m].failed = true;
+    finish_tx(m, why);
   }
-  slot.pdc.reset();
-  slot.active = false;
-  slot.sendq_tail = kNone;
-  free_pdc_ids_.push_back(id);
+  if (pdc.state() == pds::PdcState::kFailed) ++counters_.pdcs_failed;
+  pool_.release(id);
+  forget_pdc(id);
+}
+
+void Transport::forget_pdc(uint16_t id) {
+  // The pool has freed the id; whatever SES kept for it goes too. (A PDC the
+  // pool closes cleanly has nothing queued and nothing outstanding.)
+  ses_[id] = PdcSes();
   ++counters_.pdcs_freed;
+  retry_waiting();
 }
 
 void Transport::after_pdc_event(uint16_t id, TimePoint now) {
-  PdcSlot& slot = pdcs_[id];
-  const pds::PdcState st = slot.pdc->state();
-  if (st == pds::PdcState::kFailed) {
-    ++counters_.pdcs_failed;
+  pds::Pdc& pdc = *pool_.get(id);
+  if (pdc.state() == pds::PdcState::kFailed) {
     release_pdc(id);
     return;
   }
-  if (slot.pdc->wants_transmit(now)) activate(id);
+  const PdcSes& ses = ses_[id];
+  const bool idle = pdc.quiescent() && ses.sendq_head == kNone && ses.outstanding_msgs == 0;
+  if (pool_.after_event(id, idle, now)) {
+    forget_pdc(id);
+    return;
+  }
+  if (pdc.wants_transmit(now)) activate(id);
+  // Work waiting for a PDC may now evict this idle one.
+  if (idle && wait_head_ != kNone) retry_waiting();
 }
 
-uint32_t Transport::pdcs_open() const {
-  return static_cast<uint32_t>(config_.max_pdcs - free_pdc_ids_.size());
-}
+uint32_t Transport::pdcs_open() const { return pool_.open(); }
 
 pds::PdsCounters Transport::pds_counters() const {
   pds::PdsCounters total = freed_pdc_counters_;
-  for (const PdcSlot& s : pdcs_) {
-    if (!s.pdc) continue;
+  pool_.for_each([&](uint16_t, const pds::Pdc& pdc) {
     uint64_t* dst = reinterpret_cast<uint64_t*>(&total);
-    const uint64_t* src = reinterpret_cast<const uint64_t*>(&s.pdc->counters());
+    const uint64_t* src = reinterpret_cast<const uint64_t*>(&pdc.counters());
     for (size_t i = 0; i < sizeof(pds::PdsCounters) / sizeof(uint64_t); ++i) dst[i] += src[i];
-  }
+  });
   return total;
 }
 
@@ -274,6 +263,7 @@ pds::PdsCounters Transport::pds_counters() const {
 void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& meta, TimePoint now) {
   ++counters_.rx_datagrams;
   ++activity_;
+  last_now_ = now;
   wire::Packet pkt;
   const wire::WireError err =
       meta.trimmed ? wire::parse_trimmed(datagram, pkt) : wire::parse_datagram(datagram, pkt);
@@ -299,10 +289,10 @@ void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& met
         // A trimmed header was never CRC-checked: it may find a PDC, never
         // create one (the sender's RACK/TLP recovers a trimmed first packet).
         if (meta.trimmed) {
-          auto it = accepted_.find(accepted_key(meta.peer, pkt.request.spdcid));
-          id = it == accepted_.end() ? 0 : it->second;
+          id = pool_.find_accepted(meta.peer, pkt.request.spdcid);
         } else {
-          id = accept_pdc(meta.peer, pkt.request, mode);
+          id = pool_.accept(meta.peer, pkt.request, mode, now);
+          drain_pool_wakes();
         }
         if (id == 0) {
           ++counters_.rx_no_pdc;
@@ -329,11 +319,12 @@ void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& met
       ++counters_.rx_no_pdc;
       return;
   }
-  if (id == 0 || id >= pdcs_.size() || !pdcs_[id].pdc) {
+  pds::Pdc* found = pool_.get(id);
+  if (!found) {
     ++counters_.rx_no_pdc;
     return;
   }
-  pds::Pdc& pdc = *pdcs_[id].pdc;
+  pds::Pdc& pdc = *found;
   if (pdc.peer() != meta.peer) {
     ++counters_.rx_pdc_mismatch;
     return;
@@ -347,6 +338,7 @@ void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& met
 }
 
 uint32_t Transport::poll_transmit(TimePoint now, TxBatch& batch) {
+  last_now_ = now;
   const uint32_t start = batch.count();
   while (uud_head_ != kNone && !batch.full()) {
     if (!emit_uud(batch)) break;
@@ -355,29 +347,14 @@ uint32_t Transport::poll_transmit(TimePoint now, TxBatch& batch) {
   size_t i = 0;
   while (i < active_.size() && !batch.full()) {
     const uint16_t id = active_[i];
-    PdcSlot& slot = pdcs_[id];
-    if (!slot.pdc) {
-      active_[i] = active_.back();
-      active_.pop_back();
-      continue;
+    pds::Pdc* pdc = pool_.get(id);
+    if (pdc) {
+      pdc->poll_transmit(now, batch);
+      after_pdc_event(id, now);  // may free it
+      pdc = pool_.get(id);
     }
-    slot.pdc->poll_transmit(now, batch);
-    const pds::PdcState st = slot.pdc->state();
-    if (st == pds::PdcState::kFailed) {
-      ++counters_.pdcs_failed;
-      release_pdc(id);
-      active_[i] = active_.back();
-      active_.pop_back();
-      continue;
-    }
-    if (st == pds::PdcState::kClosed && slot.pdc->idle()) {
-      release_pdc(id);
-      active_[i] = active_.back();
-      active_.pop_back();
-      continue;
-    }
-    if (!slot.pdc->wants_transmit(now)) {
-      slot.active = false;
+    if (!pdc || !pdc->wants_transmit(now)) {
+      if (pdc) ses_[id].active = false;
       active_[i] = active_.back();
       active_.pop_back();
       continue;
@@ -388,22 +365,25 @@ uint32_t Transport::poll_transmit(TimePoint now, TxBatch& batch) {
 }
 
 TimePoint Transport::next_deadline() const {
-  // A scan is fine for the handful of PDCs a pair test has; the engine's
-  // timer wheel (lib/engine) replaces it for pools of thousands.
-  TimePoint t = TimePoint::max();
-  for (const PdcSlot& s : pdcs_) {
-    if (s.pdc) t = min_time(t, s.pdc->next_deadline());
-  }
+  // A scan is fine for the PDCs a pair test has; the engine's timer wheel
+  // (lib/engine) replaces it for pools of thousands.
+  TimePoint t = pool_.next_deadline();
+  pool_.for_each([&](uint16_t, const pds::Pdc& pdc) { t = min_time(t, pdc.next_deadline()); });
   return t;
 }
 
 void Transport::on_timeout(TimePoint now) {
   ++activity_;
-  for (uint16_t id = 1; id < pdcs_.size(); ++id) {
-    PdcSlot& s = pdcs_[id];
-    if (!s.pdc || s.pdc->next_deadline() > now) continue;
-    s.pdc->on_timeout(now);
+  last_now_ = now;
+  for (uint16_t id = 1; id <= pool_.capacity(); ++id) {
+    pds::Pdc* pdc = pool_.get(id);
+    if (!pdc || pdc->next_deadline() > now) continue;
+    pdc->on_timeout(now);
     after_pdc_event(id, now);
+  }
+  if (pool_.next_deadline() <= now) {
+    pool_.on_timeout(now, [this](uint16_t id) { forget_pdc(id); });
+    drain_pool_wakes();
   }
 }
 
@@ -412,7 +392,7 @@ void Transport::on_timeout(TimePoint now) {
 // ============================================================================
 
 bool Transport::next_unit(pds::Pdc& pdc, uint64_t* cookie, bool* last) {
-  PdcSlot& slot = pdcs_[pdc.local_id()];
+  PdcSes& slot = ses_[pdc.local_id()];
   const uint32_t m = slot.sendq_head;
   if (m == kNone) return false;
   TxMsg& msg = tx_msgs_[m];
@@ -458,7 +438,7 @@ size_t Transport::write_unit(pds::Pdc& pdc, uint64_t cookie, std::span<uint8_t> 
 
 void Transport::finish_tx(uint32_t m, WcStatus status) {
   TxMsg& msg = tx_msgs_[m];
-  if (msg.mode != DeliveryMode::kUud && msg.pdc && pdcs_[msg.pdc].pdc) --pdcs_[msg.pdc].outstanding_msgs;
+  if (msg.mode != DeliveryMode::kUud && msg.pdc && ses_[msg.pdc].outstanding_msgs) --ses_[msg.pdc].outstanding_msgs;
   if (msg.signaled || status != WcStatus::kSuccess) {
     Completion c;
     c.wr_id = msg.wr_id;
@@ -488,7 +468,7 @@ void Transport::on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure 
   // once, when the last handed-out unit resolves.
   if (++msg.resolved + (msg.packets - msg.next_packet) == msg.packets) {
     // Unlink from the PDC's send queue if it was still partly queued.
-    PdcSlot& slot = pdcs_[msg.pdc];
+    PdcSes& slot = ses_[msg.pdc];
     if (msg.next_packet < msg.packets && slot.sendq_head == m) {
       slot.sendq_head = msg.next;
       if (slot.sendq_head == kNone) slot.sendq_tail = kNone;
@@ -519,7 +499,7 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
     return pds::RequestVerdict::kDiscard;
   }
   const uint16_t id = pdc.local_id();
-  PdcSlot& slot = pdcs_[id];
+  PdcSes& slot = ses_[id];
   const uint32_t key = (uint32_t{id} << 16) | h.msg_id;
   uint32_t r;
   auto it = rx_index_.find(key);
@@ -599,7 +579,7 @@ void Transport::complete_rx(uint32_t r, PeerAddr peer) {
 }
 
 void Transport::deliver_rod(uint16_t id, PeerAddr peer) {
-  PdcSlot& slot = pdcs_[id];
+  PdcSes& slot = ses_[id];
   for (;;) {
     const uint32_t key = (uint32_t{id} << 16) | slot.next_complete;
     auto it = rx_index_.find(key);
@@ -628,7 +608,7 @@ bool Transport::emit_uud(TxBatch& batch) {
   if (body == 0) return false;
   tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), n + body));
   tx.peer = msg.peer;
-  tx.entropy = config_.entropy_base;
+  tx.entropy = config_.pool.entropy_base;
   tx.dscp = config_.pds.dscp_request;
   tx.ecn = Ecn::kEct0;
   tx.control = false;

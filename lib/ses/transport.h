@@ -41,6 +41,7 @@
 #include "lib/base/slab.h"
 #include "lib/base/time.h"
 #include "lib/pds/pdc.h"
+#include "lib/pool/pool.h"
 #include "lib/wire/wire.h"
 
 namespace shoal::ses {
@@ -79,6 +80,7 @@ struct SendRequest {
   uint16_t dst_qp = 0;
   uint16_t src_qp = 0;
   DeliveryMode mode = DeliveryMode::kRud;
+  uint8_t tc = 0;  // traffic class: PDCs are per (peer, tc, mode)
   std::span<const uint8_t> data;
   uint64_t wr_id = 0;
   bool has_imm = false;
@@ -93,11 +95,10 @@ struct TransportConfig {
   uint32_t max_recv_msgs = 1 << 16;  // receive messages in progress
   uint32_t max_qps = 64;             // endpoints (receive queues)
   uint32_t recv_queue_depth = 1 << 14;
-  uint32_t max_pdcs = 1024;
   // Outstanding messages per PDC: bounds msg_id reuse (16-bit ids).
   uint32_t max_msgs_per_pdc = 8192;
   uint32_t job_id = 1;
-  uint16_t entropy_base = 0xC000;
+  pool::PoolConfig pool;  // PDC bound, idle shrink/close, linger
 };
 
 struct TransportCounters {
@@ -110,10 +111,9 @@ struct TransportCounters {
   uint64_t rx_rnr = 0;             // no receive buffer posted (refused)
   uint64_t rx_uud_dropped = 0;
   uint64_t rx_trimmed = 0;         // trimmed requests (answered with NACK TRIMMED)
-  uint64_t pdcs_opened = 0;
-  uint64_t pdcs_accepted = 0;
   uint64_t pdcs_failed = 0;
   uint64_t pdcs_freed = 0;
+  uint64_t msgs_waited_for_pdc = 0;  // posted while the pool was at its bound
   uint64_t msgs_sent = 0;
   uint64_t msgs_received = 0;
   uint64_t payload_bytes_received = 0;
@@ -150,6 +150,7 @@ class Transport final : public pds::PdsUpper {
   uint64_t activity() const { return activity_; }
 
   // ---- introspection ----
+  const pool::PdcPool& pool() const { return pool_; }
   const TransportCounters& counters() const { return counters_; }
   pds::PdsCounters pds_counters() const;  // summed over live and freed PDCs
   uint32_t pdcs_open() const;
@@ -177,6 +178,7 @@ class Transport final : public pds::PdsUpper {
     bool signaled;
     bool failed;
     DeliveryMode mode;
+    uint8_t tc;
   };
   struct RxMsg {
     uint8_t* buf;
@@ -200,16 +202,13 @@ class Transport final : public pds::PdsUpper {
     std::vector<RecvBuf> ring;
     uint32_t head = 0, count = 0;
   };
-  // SES state per PDC, indexed by the PDC's local id.
-  struct PdcSlot {
-    std::unique_ptr<pds::Pdc> pdc;
+  // SES state per PDC, indexed by the PDC's local id (the pool owns the PDC).
+  struct PdcSes {
     uint32_t sendq_head = kNone, sendq_tail = kNone;
     uint32_t outstanding_msgs = 0;
     uint16_t next_msg_id = 0;     // sender
     uint16_t next_complete = 0;   // ROD receiver: next message to complete
     bool active = false;          // on active_
-    bool initiator = false;
-    uint64_t key = 0;             // its key in initiator_ / accepted_
   };
 
   // PdsUpper.
@@ -219,10 +218,10 @@ class Transport final : public pds::PdsUpper {
   void on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure why) override;
   pds::RequestVerdict on_request(pds::Pdc& pdc, const wire::Packet& pkt, TimePoint now) override;
 
-  absl::StatusOr<uint16_t> pdc_for(PeerAddr peer, DeliveryMode mode);
-  // Takes a free id (the caller checked there is one) and builds the PDC.
-  uint16_t create_pdc(pds::PdcParams p, uint64_t key, bool initiator);
-  uint16_t accept_pdc(PeerAddr peer, const wire::RequestHeader& h, DeliveryMode mode);
+  void enqueue_on_pdc(uint32_t m, uint16_t id);
+  void retry_waiting();
+  void drain_pool_wakes();
+  void forget_pdc(uint16_t id);
   void activate(uint16_t id);
   void after_pdc_event(uint16_t id, TimePoint now);
   void release_pdc(uint16_t id);
@@ -239,11 +238,11 @@ class Transport final : public pds::PdsUpper {
   PeerAddr self_;
   Rng rng_;
 
-  std::vector<PdcSlot> pdcs_;          // index = local PDC id (0 unused)
-  std::vector<uint16_t> free_pdc_ids_;
-  absl::flat_hash_map<uint64_t, uint16_t> initiator_;  // (peer, mode) -> id
-  absl::flat_hash_map<uint64_t, uint16_t> accepted_;   // (peer, remote id) -> id
+  pool::PdcPool pool_;
+  std::vector<PdcSes> ses_;            // index = local PDC id (0 unused)
   std::vector<uint16_t> active_;       // PDCs that may want to transmit
+  uint32_t wait_head_ = kNone, wait_tail_ = kNone;  // sends waiting for a PDC
+  TimePoint last_now_;                 // the latest `now` any entry point saw
   size_t active_cursor_ = 0;
 
   Slab<TxMsg> tx_msgs_;

@@ -336,6 +336,61 @@ TEST(Transport, TrimmedPacketIsNackedAndResentButNeverOpensAPdc) {
   EXPECT_GE(p.h(1).pds_counters().nacks_sent, 1u);
 }
 
+TEST(Transport, IdlePdcsCloseAndReopenWithZeroRtt) {
+  TransportConfig c = small_mtu();
+  c.pool.idle_shrink = Duration::micros(20);
+  c.pool.idle_close = Duration::micros(200);
+  c.pool.close_linger = Duration::micros(100);
+  Pair p(c);
+  const auto msg = pattern(600, 1);
+  std::vector<uint8_t> rbuf(600);
+  ASSERT_TRUE(p.h(1).post_recv(0, rbuf, 1).ok());
+  ASSERT_TRUE(p.h(0).post_send(send_to(msg, 1)).ok());
+  p.run(Duration::micros(100));
+  EXPECT_EQ(p.completions(1).size(), 1u);
+  EXPECT_EQ(p.h(0).pdcs_open(), 1u);
+  EXPECT_EQ(p.h(1).pdcs_open(), 1u);
+  // Idle long enough: shrunk, then closed by the initiator, the target lingers and frees.
+  p.run(Duration::millis(2));
+  EXPECT_GE(p.h(0).pool().counters().shrunk, 1u);
+  EXPECT_EQ(p.h(0).pool().counters().closed_idle, 1u);
+  EXPECT_EQ(p.h(0).pdcs_open(), 0u);
+  EXPECT_EQ(p.h(1).pdcs_open(), 0u);
+  EXPECT_TRUE(p.h(0).next_deadline().is_max());
+  // The next message opens a fresh PDC with 0 RTT and is delivered.
+  std::fill(rbuf.begin(), rbuf.end(), 0);
+  ASSERT_TRUE(p.h(1).post_recv(0, rbuf, 2).ok());
+  ASSERT_TRUE(p.h(0).post_send(send_to(msg, 2)).ok());
+  p.run(Duration::micros(100));
+  ASSERT_EQ(p.completions(1).size(), 1u);
+  EXPECT_EQ(rbuf, msg);
+  EXPECT_EQ(p.h(0).pool().counters().opened, 2u);
+  EXPECT_EQ(p.h(1).pool().counters().accepted, 2u);
+}
+
+TEST(Transport, AtThePdcBoundWorkWaitsForAnEvictionAndThenCompletes) {
+  TransportConfig c = small_mtu();
+  c.pool.max_pdcs = 1;  // one PDC at the sender: every traffic class shares the bound
+  c.pool.close_linger = Duration::micros(50);
+  Pair p(c);
+  const auto msg = pattern(300, 2);
+  std::vector<uint8_t> r0(300), r1(300);
+  ASSERT_TRUE(p.h(1).post_recv(0, r0, 10).ok());
+  ASSERT_TRUE(p.h(1).post_recv(0, r1, 11).ok());
+  SendRequest a = send_to(msg, 1), b = send_to(msg, 2);
+  b.tc = 1;  // another (peer, tc, mode): needs a second PDC
+  ASSERT_TRUE(p.h(0).post_send(a).ok());
+  ASSERT_TRUE(p.h(0).post_send(b).ok());  // accepted, waits: no failure for lack of a PDC
+  EXPECT_EQ(p.h(0).counters().msgs_waited_for_pdc, 1u);
+  p.run(Duration::millis(20));
+  auto sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 2u);
+  for (const auto& wc : sc) EXPECT_EQ(wc.status, WcStatus::kSuccess);
+  EXPECT_EQ(p.completions(1).size(), 2u);
+  EXPECT_EQ(p.h(0).pool().counters().evicted, 1u);
+  EXPECT_EQ(p.h(0).pool().counters().opened, 2u);
+}
+
 TEST(Transport, BadArgumentsReturnDocumentedErrors) {
   Pair p;
   std::vector<uint8_t> buf(8);
