@@ -35,7 +35,11 @@ Transport::Transport(const TransportConfig& config, PeerAddr self, uint64_t seed
   tx_msgs_.reset(config_.max_send_msgs);
   rx_msgs_.reset(config_.max_recv_msgs);
   rx_index_.reserve(std::min<uint32_t>(config_.max_recv_msgs, 1 << 16));
-  recv_queues_.resize(config_.max_qps);
+  qps_.reset(config_.max_qps);
+  // QP 0 is the engine's default endpoint and always exists (a well-known
+  // service endpoint); create_qp() hands out the others.
+  const uint32_t default_qp = qps_.alloc();
+  qps_[default_qp].live = true;
   completions_.reserve(4096);
 }
 
@@ -140,18 +144,60 @@ void Transport::drain_pool_wakes() {
   pool_.drain_woken([this](uint16_t id) { activate(id); });
 }
 
+absl::StatusOr<uint16_t> Transport::create_qp(DeliveryMode type) {
+  const uint32_t qp = qps_.alloc();
+  if (qp == kNoIndex) {
+    return absl::ResourceExhaustedError(absl::StrFormat("all %u QPs of this engine are in use", config_.max_qps));
+  }
+  qps_[qp] = Endpoint();
+  qps_[qp].live = true;
+  qps_[qp].type = type;
+  return static_cast<uint16_t>(qp);
+}
+
+absl::Status Transport::destroy_qp(uint16_t qp) {
+  if (qp == 0 || qp >= qps_.capacity() || !qps_[qp].live) {
+    return absl::InvalidArgumentError(absl::StrFormat("qp %u is not a live QP created by create_qp", qp));
+  }
+  Endpoint& ep = qps_[qp];
+  // Posted receives end with a flush status; nothing is dropped silently.
+  RecvBuf rb;
+  while (pop_recv(qp, &rb)) {
+    Completion c;
+    c.wr_id = rb.wr_id;
+    c.status = WcStatus::kWrFlushErr;
+    c.opcode = WcOpcode::kRecv;
+    c.qp = qp;
+    push_completion(c);
+  }
+  ep = Endpoint();
+  qps_.free(qp);
+  return absl::OkStatus();
+}
+
+size_t Transport::qp_state_bytes(uint16_t qp) const {
+  if (qp >= qps_.capacity() || !qps_[qp].live) return 0;
+  return sizeof(Endpoint) + qps_[qp].rq.ring.capacity() * sizeof(RecvBuf);
+}
+
 absl::Status Transport::post_recv(uint16_t qp, std::span<uint8_t> buffer, uint64_t wr_id) {
-  if (qp >= recv_queues_.size()) {
-    return absl::InvalidArgumentError(absl::StrFormat("qp %u out of range (max_qps %u)", qp, config_.max_qps));
+  if (qp >= qps_.capacity() || !qps_[qp].live) {
+    return absl::InvalidArgumentError(absl::StrFormat("qp %u is not a live QP of this engine", qp));
   }
   if (buffer.size() > kMaxMessageBytes) {
     return absl::InvalidArgumentError("receive buffer larger than 4 GiB - 1");
   }
-  RecvQueue& q = recv_queues_[qp];
-  if (q.ring.empty()) q.ring.resize(config_.recv_queue_depth);
+  RecvQueue& q = qps_[qp].rq;
   if (q.count == q.ring.size()) {
-    return absl::ResourceExhaustedError(absl::StrFormat(
-        "receive queue of qp %u is full (%u buffers)", qp, config_.recv_queue_depth));
+    if (q.ring.size() >= config_.recv_queue_depth) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "receive queue of qp %u is full (%u buffers)", qp, config_.recv_queue_depth));
+    }
+    // Grow by doubling (from 16): a QP costs what it uses, not its depth.
+    std::vector<RecvBuf> bigger(std::min<size_t>(config_.recv_queue_depth, std::max<size_t>(16, q.ring.size() * 2)));
+    for (uint32_t i = 0; i < q.count; ++i) bigger[i] = q.ring[(q.head + i) % q.ring.size()];
+    q.ring.swap(bigger);
+    q.head = 0;
   }
   q.ring[(q.head + q.count) % q.ring.size()] =
       RecvBuf{buffer.data(), static_cast<uint32_t>(buffer.size()), wr_id};
@@ -160,8 +206,8 @@ absl::Status Transport::post_recv(uint16_t qp, std::span<uint8_t> buffer, uint64
 }
 
 bool Transport::pop_recv(uint16_t qp, RecvBuf* out) {
-  if (qp >= recv_queues_.size()) return false;
-  RecvQueue& q = recv_queues_[qp];
+  if (qp >= qps_.capacity() || !qps_[qp].live) return false;
+  RecvQueue& q = qps_[qp].rq;
   if (q.count == 0) return false;
   *out = q.ring[q.head];
   q.head = (q.head + 1) % q.ring.size();
@@ -513,7 +559,7 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
     // First packet of this message: take the next posted receive buffer.
     if (rx_msgs_.full()) return pds::RequestVerdict::kRefused;
     if (pdc.mode() == DeliveryMode::kRod && h.msg_id != slot.next_complete &&
-        h.res_index < recv_queues_.size() && recv_queues_[h.res_index].count <= 1) {
+        h.res_index < qps_.capacity() && qps_[h.res_index].rq.count <= 1) {
       // A ROD message that must wait for an earlier one may not take the
       // last buffer: the earlier message may need it, and nothing would
       // complete to free another (a deadlock, not just a stall).

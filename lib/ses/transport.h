@@ -94,7 +94,7 @@ struct TransportConfig {
   uint32_t max_send_msgs = 1 << 16;  // outstanding sends, all PDCs
   uint32_t max_recv_msgs = 1 << 16;  // receive messages in progress
   uint32_t max_qps = 64;             // endpoints (receive queues)
-  uint32_t recv_queue_depth = 1 << 14;
+  uint32_t recv_queue_depth = 1 << 14;  // per QP; the ring grows to it from 16
   // Outstanding messages per PDC: bounds msg_id reuse (16-bit ids).
   uint32_t max_msgs_per_pdc = 8192;
   uint32_t job_id = 1;
@@ -132,8 +132,16 @@ class Transport final : public pds::PdsUpper {
   // sends overall or on this PDC; retry after polling completions),
   // Unavailable (no PDC slot free).
   absl::Status post_send(const SendRequest& req);
-  // Errors: InvalidArgument (qp out of range), ResourceExhausted (queue full).
+  // Errors: InvalidArgument (not a live QP), ResourceExhausted (queue full).
   absl::Status post_recv(uint16_t qp, std::span<uint8_t> buffer, uint64_t wr_id);
+  // Endpoints. QP 0 is the engine's default endpoint and always exists.
+  // create_qp errors: ResourceExhausted (max_qps in use). destroy_qp ends
+  // every posted receive with WR_FLUSH_ERR; errors: InvalidArgument (not a
+  // live QP, or QP 0).
+  absl::StatusOr<uint16_t> create_qp(DeliveryMode type);
+  absl::Status destroy_qp(uint16_t qp);
+  // What the engine keeps for one QP (its record and its receive ring).
+  size_t qp_state_bytes(uint16_t qp) const;
   uint32_t poll_completions(Completion* out, uint32_t max);
   size_t pending_completions() const { return completions_.size() - completions_head_; }
 
@@ -250,7 +258,13 @@ class Transport final : public pds::PdsUpper {
 
   Slab<RxMsg> rx_msgs_;
   absl::flat_hash_map<uint32_t, uint32_t> rx_index_;  // (pdc id << 16 | msg_id) -> rx msg
-  std::vector<RecvQueue> recv_queues_;
+  // Endpoints (QPs) of this engine; QP 0 always exists.
+  struct Endpoint {
+    RecvQueue rq;
+    DeliveryMode type = DeliveryMode::kRud;
+    bool live = false;
+  };
+  Slab<Endpoint> qps_;
 
   std::vector<Completion> completions_;
   size_t completions_head_ = 0;

@@ -391,6 +391,46 @@ TEST(Transport, AtThePdcBoundWorkWaitsForAnEvictionAndThenCompletes) {
   EXPECT_EQ(p.h(0).pool().counters().opened, 2u);
 }
 
+TEST(Transport, QpsAreCreatedSmallGrowTheirRingAndFlushOnDestroy) {
+  TransportConfig c = small_mtu();
+  c.max_qps = 4;
+  c.recv_queue_depth = 64;
+  Pair p(c);
+  auto qp = p.h(1).create_qp(DeliveryMode::kRud);
+  ASSERT_TRUE(qp.ok());
+  EXPECT_NE(*qp, 0);
+  EXPECT_LE(p.h(1).qp_state_bytes(*qp), 64u);  // no receive ring until a receive is posted
+  std::vector<uint8_t> buf(64 * 8);
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE(p.h(1).post_recv(*qp, {buf.data(), 8}, 100 + i).ok());
+  EXPECT_LE(p.h(1).qp_state_bytes(*qp), 64u + 64 * 24);  // grew to 64 entries (24 B each), not more
+  for (int i = 40; i < 64; ++i) ASSERT_TRUE(p.h(1).post_recv(*qp, {buf.data(), 8}, 100 + i).ok());
+  EXPECT_EQ(p.h(1).post_recv(*qp, {buf.data(), 8}, 999).code(), absl::StatusCode::kResourceExhausted);
+  // A message to this QP lands in its first posted buffer.
+  const auto msg = pattern(8, 4);
+  SendRequest r = send_to(msg, 1);
+  r.dst_qp = *qp;
+  ASSERT_TRUE(p.h(0).post_send(r).ok());
+  p.run(Duration::millis(1));
+  auto rc = p.completions(1);
+  ASSERT_EQ(rc.size(), 1u);
+  EXPECT_EQ(rc[0].wr_id, 100u);
+  EXPECT_EQ(rc[0].qp, *qp);
+  // Destroy: the 63 receives left end with WR_FLUSH_ERR, in order.
+  ASSERT_TRUE(p.h(1).destroy_qp(*qp).ok());
+  rc = p.completions(1);
+  ASSERT_EQ(rc.size(), 63u);
+  for (size_t i = 0; i < rc.size(); ++i) {
+    EXPECT_EQ(rc[i].status, WcStatus::kWrFlushErr);
+    EXPECT_EQ(rc[i].wr_id, 101 + i);
+  }
+  EXPECT_EQ(p.h(1).post_recv(*qp, {buf.data(), 8}, 1).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.h(1).destroy_qp(*qp).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(p.h(1).destroy_qp(0).code(), absl::StatusCode::kInvalidArgument);
+  // max_qps bounds creation (QP 0 counts).
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(p.h(1).create_qp(DeliveryMode::kRud).ok());
+  EXPECT_EQ(p.h(1).create_qp(DeliveryMode::kRud).status().code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST(Transport, BadArgumentsReturnDocumentedErrors) {
   Pair p;
   std::vector<uint8_t> buf(8);
