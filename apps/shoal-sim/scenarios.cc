@@ -37,6 +37,15 @@ const std::vector<Scenario>& scenarios() {
        "    --only both|shoal|bare  run Shoal, the bare-link reference (no protocol,\n"
        "                     two copies per message), or both in one run (default)\n",
        run_pair_throughput},
+      {"pool-scale",
+       "many QPs on few peers through one switch: PDCs per peer, state per PDC and QP, 0-RTT first message",
+       "    --qps Q          QPs in all, spread over the peers (default 100000)\n"
+       "    --peers P        peer hosts, each sending to one hub host (default 1000)\n"
+       "    --msg-size B     bytes per message, one message per QP (default 64)\n"
+       "    --link-gbps G    link rate (default 100)\n"
+       "    --hop-delay-us U one-way delay per hop (default 1)\n"
+       "    --seed S         seed (default 13)\n",
+       run_pool_scale},
   };
   return kScenarios;
 }

@@ -22,5 +22,6 @@ const std::vector<Scenario>& scenarios();
 int run_pair_chaos(Args& args, bool json);
 int run_loss_sweep(Args& args, bool json);
 int run_pair_throughput(Args& args, bool json);
+int run_pool_scale(Args& args, bool json);
 
 }  // namespace shoal::app

@@ -47,4 +47,14 @@ assert 0 < d["shoal_over_bare"] < 1, d   # the same-run no-protocol ceiling is b
 ' || fail "pair-throughput JSON"
 "$sim" --scenario pair-throughput --only nosuch >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad --only must exit 2"
 "$sim" --scenario pair-throughput --messages 1000 --only bare --json | tail -1 | grep -q bare_msgs_per_cpu_s || fail "--only bare"
+# pool-scale: PDCs follow peers, not QPs; 0-RTT first message.
+out=$("$sim" --scenario pool-scale --qps 3000 --peers 50 --json 2>/dev/null) || fail "pool-scale exited $?"
+echo "$out" | tail -1 | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+assert d["delivered"] == 3000 and d["pdcs_open"] == 100, d
+assert d["pdc_state_bytes"] <= 1024 and d["qp_state_bytes"] <= 512, d
+assert d["first_message_rtt_ratio"] <= 1.5, d
+' || fail "pool-scale JSON"
+"$sim" --scenario pool-scale --qps 10 --peers 20 >/dev/null 2>&1; [ $? -eq 2 ] || fail "--qps < --peers must exit 2"
 echo "cli_smoke: all checks passed"
