@@ -29,7 +29,12 @@ constexpr uint64_t kMaxMessageBytes = 0xffffffffull;  // msg_off and req_len are
 }  // namespace
 
 Transport::Transport(const TransportConfig& config, PeerAddr self, uint64_t seed)
-    : config_(config), self_(self), rng_(seed), pool_(config_.pool, config_.pds, this, seed ^ 0x5ca1ab1e) {
+    : config_(config),
+      self_(self),
+      rng_(seed),
+      pool_(config_.pool, config_.pds, this, seed ^ 0x5ca1ab1e),
+      timers_(config_.pool.max_pdcs + 1, Duration::nanos(1), TimePoint::zero()) {
+  fired_.reserve(config_.pool.max_pdcs);
   ses_.resize(config_.pool.max_pdcs + 1);
   active_.reserve(config_.pool.max_pdcs);
   tx_msgs_.reset(config_.max_send_msgs);
@@ -265,9 +270,27 @@ void Transport::release_pdc(uint16_t id) {
   forget_pdc(id);
 }
 
+void Transport::update_timer(uint16_t id) {
+  // Lazy: a timer only ever moves earlier. When the PDC's deadline moves
+  // later (every ACK pushes the RTO out) the armed timer stays and fires
+  // early; Pdc::on_timeout then finds nothing due and the timer is set again
+  // from next_deadline(). That trades a rare spurious wake for a re-arm per
+  // packet.
+  PdcSes& ses = ses_[id];
+  const pds::Pdc* pdc = pool_.get(id);
+  const TimePoint d = pdc ? pdc->next_deadline() : TimePoint::max();
+  if (d.is_max()) return;
+  if (ses.timer == kNoIndex) {
+    ses.timer = timers_.arm(d, id);
+  } else if (d < timers_.deadline(ses.timer)) {
+    timers_.rearm(ses.timer, d);
+  }
+}
+
 void Transport::forget_pdc(uint16_t id) {
   // The pool has freed the id; whatever SES kept for it goes too. (A PDC the
   // pool closes cleanly has nothing queued and nothing outstanding.)
+  if (ses_[id].timer != kNoIndex) timers_.cancel(ses_[id].timer);
   ses_[id] = PdcSes();
   ++counters_.pdcs_freed;
   retry_waiting();
@@ -285,6 +308,7 @@ void Transport::after_pdc_event(uint16_t id, TimePoint now) {
     forget_pdc(id);
     return;
   }
+  update_timer(id);
   if (pdc.wants_transmit(now)) activate(id);
   // Work waiting for a PDC may now evict this idle one.
   if (idle && wait_head_ != kNone) retry_waiting();
@@ -411,19 +435,21 @@ uint32_t Transport::poll_transmit(TimePoint now, TxBatch& batch) {
 }
 
 TimePoint Transport::next_deadline() const {
-  // A scan is fine for the PDCs a pair test has; the engine's timer wheel
-  // (lib/engine) replaces it for pools of thousands.
-  TimePoint t = pool_.next_deadline();
-  pool_.for_each([&](uint16_t, const pds::Pdc& pdc) { t = min_time(t, pdc.next_deadline()); });
-  return t;
+  return min_time(pool_.next_deadline(), timers_.next_deadline());
 }
 
 void Transport::on_timeout(TimePoint now) {
   ++activity_;
   last_now_ = now;
-  for (uint16_t id = 1; id <= pool_.capacity(); ++id) {
+  // Collect first, act after: acting re-arms timers, and a timer re-armed
+  // for `now` inside advance() would fire again in the same call.
+  fired_.clear();
+  timers_.advance(now, [this](uint32_t, uint64_t cookie) { fired_.push_back(static_cast<uint16_t>(cookie)); });
+  for (uint16_t id : fired_) {
+    PdcSes& ses = ses_[id];
+    ses.timer = kNoIndex;  // released by advance(): it was not re-armed inside
     pds::Pdc* pdc = pool_.get(id);
-    if (!pdc || pdc->next_deadline() > now) continue;
+    if (!pdc) continue;
     pdc->on_timeout(now);
     after_pdc_event(id, now);
   }
@@ -548,6 +574,7 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
   PdcSes& slot = ses_[id];
   const uint32_t key = (uint32_t{id} << 16) | h.msg_id;
   uint32_t r;
+  bool indexed = true;  // r is in rx_index_ under key
   auto it = rx_index_.find(key);
   if (it != rx_index_.end()) {
     r = it->second;
@@ -572,6 +599,7 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
       return pds::RequestVerdict::kRefused;
     }
     r = rx_msgs_.alloc();
+    indexed = false;
     RxMsg& rm = rx_msgs_[r];
     rm.buf = rb.buf;
     rm.buf_len = rb.len;
@@ -584,7 +612,13 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
     rm.imm = 0;
     rm.complete = false;
     rm.len_error = h.req_len > rb.len;
-    rx_index_.emplace(key, r);
+    // A message whose first packet is also its last and that may complete
+    // now (RUD, or the ROD message next in order) never needs the index.
+    const bool whole = (h.flags & wire::kSesFlagSom) && (h.flags & wire::kSesFlagEom) && payload == h.req_len;
+    if (!(whole && (pdc.mode() != DeliveryMode::kRod || h.msg_id == slot.next_complete))) {
+      rx_index_.emplace(key, r);
+      indexed = true;
+    }
   }
   RxMsg& rm = rx_msgs_[r];
   if (h.flags & wire::kSesFlagSom) {
@@ -597,7 +631,13 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
   counters_.payload_bytes_received += payload;
   if (rm.landed == rm.msg_len && (payload > 0 || rm.msg_len == 0)) {
     rm.complete = true;
-    if (pdc.mode() == DeliveryMode::kRod) {
+    if (!indexed) {
+      complete_rx(r, pdc.peer());
+      if (pdc.mode() == DeliveryMode::kRod) {
+        ++slot.next_complete;
+        deliver_rod(id, pdc.peer());  // later messages that were waiting for this one
+      }
+    } else if (pdc.mode() == DeliveryMode::kRod) {
       deliver_rod(id, pdc.peer());
     } else {
       rx_index_.erase(key);

@@ -39,6 +39,7 @@
 #include "lib/base/packet.h"
 #include "lib/base/rng.h"
 #include "lib/base/slab.h"
+#include "lib/base/timer_wheel.h"
 #include "lib/base/time.h"
 #include "lib/pds/pdc.h"
 #include "lib/pool/pool.h"
@@ -217,6 +218,7 @@ class Transport final : public pds::PdsUpper {
     uint16_t next_msg_id = 0;     // sender
     uint16_t next_complete = 0;   // ROD receiver: next message to complete
     bool active = false;          // on active_
+    uint32_t timer = kNoIndex;    // its deadline in timers_
   };
 
   // PdsUpper.
@@ -230,6 +232,7 @@ class Transport final : public pds::PdsUpper {
   void retry_waiting();
   void drain_pool_wakes();
   void forget_pdc(uint16_t id);
+  void update_timer(uint16_t id);
   void activate(uint16_t id);
   void after_pdc_event(uint16_t id, TimePoint now);
   void release_pdc(uint16_t id);
@@ -248,6 +251,10 @@ class Transport final : public pds::PdsUpper {
 
   pool::PdcPool pool_;
   std::vector<PdcSes> ses_;            // index = local PDC id (0 unused)
+  // One timer per PDC at its next_deadline(), so that finding the next
+  // deadline and firing due ones never scans the pool. 1 ns ticks: exact.
+  TimerWheel timers_;
+  std::vector<uint16_t> fired_;        // scratch for on_timeout
   std::vector<uint16_t> active_;       // PDCs that may want to transmit
   uint32_t wait_head_ = kNone, wait_tail_ = kNone;  // sends waiting for a PDC
   TimePoint last_now_;                 // the latest `now` any entry point saw
