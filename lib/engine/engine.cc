@@ -1,0 +1,168 @@
+#include "lib/engine/engine.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "lib/base/log.h"
+
+namespace shoal::engine {
+
+TimePoint clock_now() {
+  static const std::chrono::steady_clock::time_point epoch = std::chrono::steady_clock::now();
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - epoch);
+  return TimePoint::from_ns(ns.count());
+}
+
+Engine::Engine(Driver& driver, uint32_t queue, const EngineConfig& config, uint64_t seed)
+    : driver_(driver),
+      queue_(queue),
+      config_(config),
+      transport_([&] {
+        ses::TransportConfig t = config.transport;
+        // The wire carries what the driver can: never more than its MTU.
+        if (t.mtu_payload > driver.caps().mtu_payload) t.mtu_payload = driver.caps().mtu_payload;
+        return t;
+      }(), driver.local_addr(queue), seed),
+      rx_(std::min(config.burst, driver.caps().max_burst)),
+      tx_(std::min(config.burst, driver.caps().max_burst)) {}
+
+uint32_t Engine::poll(TimePoint now) {
+  ++counters_.polls;
+  uint32_t work = 0;
+  // Receive: one burst into the core, then the buffers go back.
+  const uint32_t n = driver_.rx_burst(queue_, rx_);
+  for (uint32_t i = 0; i < n; ++i) transport_.on_datagram(rx_[i].data, rx_[i].meta, now);
+  if (n) driver_.rx_release(queue_, std::span<RxPacket>(rx_.data(), n));
+  counters_.rx_packets += n;
+  work += n;
+  // Timers.
+  if (transport_.next_deadline() <= now) {
+    transport_.on_timeout(now);
+    ++counters_.timer_runs;
+    ++work;
+  }
+  // Transmit until the core has nothing due or the driver lends no buffer.
+  while (transport_.wants_transmit()) {
+    const uint32_t lent = driver_.tx_alloc(queue_, tx_);
+    if (lent == 0) break;
+    for (uint32_t i = 0; i < lent; ++i) tx_[i].len = 0;
+    TxBatch batch(tx_.data(), lent);
+    const uint32_t filled = transport_.poll_transmit(now, batch);
+    const uint32_t sent = driver_.tx_burst(queue_, std::span<TxPacket>(tx_.data(), lent));
+    counters_.tx_packets += sent;
+    if (sent < filled) counters_.tx_dropped += filled - sent;
+    work += filled;
+    if (filled < lent) break;
+  }
+  if (work == 0) ++counters_.idle_polls;
+  return work;
+}
+
+// ============================================================================
+// Threaded mode
+// ============================================================================
+
+EngineThread::EngineThread(Driver& driver, uint32_t queue, const EngineConfig& config, uint64_t seed,
+                           uint32_t ring_size)
+    : engine_(driver, queue, config, seed), posts_(ring_size), completions_(ring_size) {
+  thread_ = std::thread([this] { run(); });
+}
+
+EngineThread::~EngineThread() {
+  stop_.store(true, std::memory_order_release);
+  if (thread_.joinable()) thread_.join();
+}
+
+bool EngineThread::post(const PostCommand& cmd) { return posts_.enqueue(cmd); }
+
+uint32_t EngineThread::poll_completions(ses::Completion* out, uint32_t max) {
+  return completions_.dequeue_burst(out, max);
+}
+
+absl::Status EngineThread::control(const std::function<absl::Status(ses::Transport&)>& f) {
+  control_done_.store(false, std::memory_order_relaxed);
+  control_fn_.store(&f, std::memory_order_release);
+  // A control call is rare and waits for one engine pass: yield, don't spin hot.
+  while (!control_done_.load(std::memory_order_acquire)) std::this_thread::yield();
+  return control_result_;
+}
+
+void EngineThread::apply(const PostCommand& cmd) {
+  ses::Transport& t = engine_.transport();
+  absl::Status st;
+  if (cmd.kind == PostCommand::kSend) {
+    st = t.post_send(cmd.send);
+    if (!st.ok()) {
+      // The application cannot see this Status: the work still ends in a
+      // completion, with an error, as every posted work request must.
+      ses::Completion c;
+      c.wr_id = cmd.send.wr_id;
+      c.status = ses::WcStatus::kLocProtErr;
+      c.opcode = ses::WcOpcode::kSend;
+      c.qp = cmd.send.src_qp;
+      spill_.push_back(c);
+    }
+  } else {
+    st = t.post_recv(cmd.qp, std::span<uint8_t>(cmd.buf, cmd.len), cmd.wr_id);
+    if (!st.ok()) {
+      ses::Completion c;
+      c.wr_id = cmd.wr_id;
+      c.status = ses::WcStatus::kLocProtErr;
+      c.opcode = ses::WcOpcode::kRecv;
+      c.qp = cmd.qp;
+      spill_.push_back(c);
+    }
+  }
+  if (!st.ok()) {
+    post_errors_.fetch_add(1, std::memory_order_relaxed);
+    SHOAL_LOG(kEngine, kWarn, "engine %u: posted work refused: %s", engine_.queue(), std::string(st.message()));
+  }
+}
+
+void EngineThread::run() {
+  PostCommand cmds[32];
+  ses::Completion wc[64];
+  uint32_t idle = 0;
+  while (!stop_.load(std::memory_order_acquire)) {
+    uint32_t work = 0;
+    if (auto* f = control_fn_.exchange(nullptr, std::memory_order_acq_rel)) {
+      control_result_ = (*f)(engine_.transport());
+      control_done_.store(true, std::memory_order_release);
+      ++work;
+    }
+    const uint32_t n = posts_.dequeue_burst(cmds, 32);
+    for (uint32_t i = 0; i < n; ++i) apply(cmds[i]);
+    work += n;
+    work += engine_.poll(clock_now());
+    // Completions out: what the ring cannot take now waits in spill_ (in
+    // order), so nothing is lost when the application is slow to reap.
+    uint32_t k;
+    while ((k = engine_.transport().poll_completions(wc, 64)) > 0) spill_.insert(spill_.end(), wc, wc + k);
+    if (!spill_.empty()) {
+      const uint32_t pushed = completions_.enqueue_burst(spill_.data(), static_cast<uint32_t>(spill_.size()));
+      spill_.erase(spill_.begin(), spill_.begin() + pushed);
+      work += pushed;
+    }
+    if (work) {
+      idle = 0;
+      continue;
+    }
+    // Back off: spin a little, then yield, then sleep until the next deadline
+    // (bounded, since the application may post at any time).
+    if (++idle < engine_.config().spin_polls) continue;
+    if (idle < engine_.config().spin_polls * 2) {
+      std::this_thread::yield();
+      continue;
+    }
+    const TimePoint now = clock_now();
+    Duration sleep = engine_.config().max_sleep;
+    const TimePoint next = engine_.transport().next_deadline();
+    if (!next.is_max() && next > now) sleep = min_dur(sleep, next - now);
+    if (sleep > Duration::zero()) {
+      sleeps_.fetch_add(1, std::memory_order_relaxed);
+      std::this_thread::sleep_for(std::chrono::nanoseconds(sleep.ns()));
+    }
+  }
+}
+
+}  // namespace shoal::engine
