@@ -30,9 +30,16 @@ struct RxPacket {
   uint64_t handle = 0;  // the driver's reference to the buffer (mbuf, slot)
 };
 
+// Room Shoal's own bytes take in a datagram beyond the data payload: PDS and
+// SES headers and the trailer (12 + 44 + 4 today), rounded up for growth.
+inline constexpr uint32_t kHeaderRoom = 128;
+
 struct DriverCaps {
   std::string name;            // "sim", "udp", "dpdk"
-  uint32_t mtu_payload = 4096; // UDP payload bytes a packet may carry
+  // Data payload bytes a packet may carry (wire-format.md's payload MTU:
+  // 4096 on a 9000-byte link, 1024 on a 1500-byte one). Every buffer the
+  // driver lends or receives into holds mtu_payload + kHeaderRoom bytes.
+  uint32_t mtu_payload = 4096;
   uint32_t max_burst = 32;     // most packets per rx/tx burst
   uint32_t queues = 1;         // queue pairs (one per engine)
 };

@@ -353,6 +353,12 @@ bool Pdc::emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& ba
     const size_t body = upper_->write_unit(
         *this, s.cookie,
         std::span<uint8_t>(tx.data + len, tx.capacity - len - wire::kTrailerSize));
+    if (body == 0) {
+      // The buffer cannot hold this unit (a driver whose buffers are smaller
+      // than its MTU promised): send nothing rather than a headless packet.
+      ++counters_.tx_no_room;
+      return false;
+    }
     len += body;
   }
   // Ask for an immediate ACK when this packet ends what we can send now, so

@@ -102,6 +102,7 @@ struct PdsCounters {
   uint64_t rx_trimmed = 0;
   uint64_t ctrl_sent = 0;
   uint64_t bad_packets = 0;              // addressed here but inconsistent
+  uint64_t tx_no_room = 0;               // a unit did not fit the lent buffer
 };
 
 enum class UnitFailure : uint8_t {

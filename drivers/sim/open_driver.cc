@@ -1,0 +1,106 @@
+// shoal::open_driver (driver_sdk.h): URI -> driver. Only `sim://` is built
+// so far; `udp://` and `dpdk://` are known schemes without a driver yet.
+//
+// URI form: scheme://rest[?key=value&key=value]. For sim, `rest` names the
+// fabric (empty: "default"); the keys are mtu, inbox, loss, ecn, seed (see
+// LoopbackOptions).
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "drivers/sim/loopback.h"
+#include "lib/base/status.h"
+#include "shoal/driver_sdk.h"
+
+namespace shoal {
+namespace {
+
+// Debian's Abseil has its own string_view type, distinct from std's.
+using sv = absl::string_view;
+
+absl::Status bad_value(sv key, sv value, sv want) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("sim: option ", key, "=\"", value, "\" is not ", want));
+}
+
+absl::StatusOr<sim::LoopbackOptions> parse_sim_query(sv query) {
+  sim::LoopbackOptions o;
+  uint32_t seen = 0;  // bit per key, to refuse a key given twice
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const sv item = query.substr(0, amp);
+    query = amp == sv::npos ? sv() : query.substr(amp + 1);
+    if (item.empty()) continue;  // "a=1&&b=2" or a trailing '&'
+    const size_t eq = item.find('=');
+    if (eq == sv::npos)
+      return absl::InvalidArgumentError(
+          absl::StrCat("sim: option \"", item, "\" has no value (want key=value)"));
+    const sv key = item.substr(0, eq), value = item.substr(eq + 1);
+    uint32_t bit;
+    bool ok = true;
+    sv want;
+    if (key == "mtu") {
+      bit = 1;
+      ok = absl::SimpleAtoi(value, &o.mtu);
+      want = "an integer";
+    } else if (key == "inbox") {
+      bit = 2;
+      ok = absl::SimpleAtoi(value, &o.inbox);
+      want = "an integer";
+    } else if (key == "loss") {
+      bit = 4;
+      ok = absl::SimpleAtod(value, &o.loss);
+      want = "a number";
+    } else if (key == "ecn") {
+      bit = 8;
+      ok = absl::SimpleAtod(value, &o.ecn);
+      want = "a number";
+    } else if (key == "seed") {
+      bit = 16;
+      ok = absl::SimpleAtoi(value, &o.seed);
+      want = "an integer";
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sim: unknown option \"", key, "\" (known: mtu, inbox, loss, ecn, seed)"));
+    }
+    if (!ok) return bad_value(key, value, want);
+    if (seen & bit)
+      return absl::InvalidArgumentError(absl::StrCat("sim: option \"", key, "\" given twice"));
+    seen |= bit;
+  }
+  return o;
+}
+
+absl::StatusOr<std::unique_ptr<Driver>> open_sim(sv rest, uint32_t queues) {
+  const size_t qm = rest.find('?');
+  std::string name(rest.substr(0, qm).data(), rest.substr(0, qm).size());
+  if (name.empty()) name = "default";
+  sim::LoopbackOptions options;
+  if (qm != sv::npos) {
+    ASSIGN_OR_RETURN(options, parse_sim_query(rest.substr(qm + 1)));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<sim::LoopbackDriver> d,
+                   sim::LoopbackDriver::open(sim::LoopbackFabric::get(name), queues, options));
+  return std::unique_ptr<Driver>(std::move(d));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Driver>> open_driver(std::string_view uri_std, uint32_t queues) {
+  const sv uri(uri_std.data(), uri_std.size());
+  const size_t sep = uri.find("://");
+  if (sep == sv::npos || sep == 0)
+    return absl::InvalidArgumentError(
+        absl::StrCat("driver URI \"", uri, "\" is not scheme://... (e.g. sim://, udp://IP:PORT)"));
+  const sv scheme = uri.substr(0, sep), rest = uri.substr(sep + 3);
+  if (scheme == "sim") return open_sim(rest, queues);
+  if (scheme == "udp" || scheme == "dpdk")
+    return absl::UnimplementedError(
+        absl::StrCat("the ", scheme, " driver is not built yet (see the drivers issue)"));
+  return absl::NotFoundError(
+      absl::StrCat("no driver for scheme \"", scheme, "\" (known: sim, udp, dpdk)"));
+}
+
+}  // namespace shoal

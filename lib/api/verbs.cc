@@ -1,0 +1,663 @@
+// lib/api: the C API of include/shoal/verbs.h over engines and a driver.
+//
+// This first implementation covers library mode with one engine per
+// context: contexts, PDs, MRs (lkeys checked on every SGE), CQs that never
+// drop a completion, RUD/ROD/UUD QPs, AHs, SEND / SEND_WITH_IMM and receives.
+// What it does not do yet answers with a clear error instead of a silent
+// stub: RDMA WRITE/READ (ENOTSUP at post), threaded mode and more than one
+// engine (ENOTSUP at open), multi-SGE receives (ENOTSUP at post).
+//
+// Invariants: every object remembers its context; a context refuses to close
+// while objects remain; no C++ exception crosses the API (every entry point
+// is noexcept and reports errno values); engine calls run on the caller's
+// thread (library mode) and never block.
+#include "shoal/verbs.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "lib/base/log.h"
+#include "lib/base/slab.h"
+#include "lib/engine/engine.h"
+#include "shoal/driver_sdk.h"
+
+namespace {
+
+thread_local std::string g_last_error;
+
+int fail(int err, std::string msg) {
+  g_last_error = std::move(msg);
+  return err;
+}
+
+int errno_of(const absl::Status& st) {
+  switch (st.code()) {
+    case absl::StatusCode::kInvalidArgument: return EINVAL;
+    case absl::StatusCode::kNotFound: return ENODEV;
+    case absl::StatusCode::kUnimplemented: return ENOTSUP;
+    case absl::StatusCode::kResourceExhausted: return EAGAIN;
+    case absl::StatusCode::kAlreadyExists: return EADDRINUSE;
+    case absl::StatusCode::kUnavailable: return EAGAIN;
+    default: return EIO;
+  }
+}
+
+int fail(const absl::Status& st) { return fail(errno_of(st), std::string(st.message())); }
+
+constexpr uint32_t kMaxSge = 16;
+constexpr uint32_t kDefaultCqDepth = 1 << 16;
+
+}  // namespace
+
+struct MrImpl;
+
+struct shoal_context {
+  std::unique_ptr<shoal::Driver> driver;
+  std::unique_ptr<shoal::engine::Engine> engine;
+  uint32_t job_id = 1;
+  std::mutex mu;                 // guards the context-wide tables below
+  std::vector<MrImpl*> mrs;      // lkey - 1 -> MR (nullptr when free)
+  std::vector<uint32_t> free_lkeys;
+  uint32_t pds = 0, mrs_live = 0, cqs = 0, qps = 0, ahs = 0;
+  std::vector<shoal_qp*> qp_by_index;  // transport endpoint index -> QP
+  // Send WRs in flight: the core carries the record's index as its wr_id,
+  // so a completion (in any order, RUD) finds its WR, its pinned MR and
+  // whether the application asked to see it.
+  struct WrRecord {
+    uint64_t wr_id;
+    MrImpl* pin;
+    shoal_qp* qp;
+    bool signaled;
+  };
+  shoal::Slab<WrRecord> wrs;
+};
+
+struct shoal_pd {
+  shoal_context* ctx;
+  uint32_t refs = 0;  // MRs, QPs, AHs
+};
+
+struct MrImpl {
+  shoal_mr pub;  // first: the public fields
+  uint32_t inflight = 0;  // posted WRs that use it (dereg: EBUSY)
+};
+
+struct shoal_cq {
+  shoal_context* ctx;
+  uint32_t depth;
+  std::deque<shoal_wc> entries;  // at most depth
+  std::deque<shoal_wc> held;     // completions waiting for room (never dropped)
+  bool overrun_unreported = false;
+  uint64_t overruns = 0, held_total = 0;
+  uint32_t qp_refs = 0;
+};
+
+struct shoal_qp {
+  shoal_pd* pd;
+  uint16_t index;  // transport endpoint
+  uint32_t type;
+  shoal_cq* send_cq;
+  shoal_cq* recv_cq;
+  void* qp_context;
+  shoal_qp_cap cap;
+  bool sig_all;
+  uint32_t sends_outstanding = 0;
+  uint32_t recvs_posted = 0;
+};
+
+struct shoal_ah {
+  shoal_pd* pd;
+  shoal::PeerAddr peer;
+  uint32_t remote_qpn;
+};
+
+namespace {
+
+// Routes the transport's completions to CQs. Called after every engine pass.
+void deliver_completions(shoal_context* ctx) {
+  shoal::ses::Completion wc[64];
+  uint32_t n;
+  while ((n = ctx->engine->transport().poll_completions(wc, 64)) > 0) {
+    for (uint32_t i = 0; i < n; ++i) {
+      const shoal::ses::Completion& c = wc[i];
+      shoal_qp* qp = c.qp < ctx->qp_by_index.size() ? ctx->qp_by_index[c.qp] : nullptr;
+      if (c.opcode == shoal::ses::WcOpcode::kSend && (!qp || ctx->wrs[static_cast<uint32_t>(c.wr_id)].qp != qp)) {
+        // The WR's QP was destroyed (and the WR reported flushed then): let
+        // its record and pin go.
+        shoal_context::WrRecord& rec = ctx->wrs[static_cast<uint32_t>(c.wr_id)];
+        if (rec.qp == nullptr) {
+          if (rec.pin) {
+            std::lock_guard<std::mutex> l(ctx->mu);
+            --rec.pin->inflight;
+          }
+          ctx->wrs.free(static_cast<uint32_t>(c.wr_id));
+        }
+        continue;
+      }
+      if (!qp) continue;  // a receive of a destroyed QP: already flushed
+      shoal_wc out{};
+      out.wr_id = c.wr_id;
+      bool show = true;
+      out.qp_num = qp->index;
+      out.peer_id = c.peer;
+      out.byte_len = c.byte_len;
+      out.src_qp = c.src_qp;
+      out.imm_data = c.imm;
+      out.wc_flags = c.has_imm ? SHOAL_WC_WITH_IMM : 0;
+      switch (c.status) {
+        case shoal::ses::WcStatus::kSuccess: out.status = SHOAL_WC_SUCCESS; break;
+        case shoal::ses::WcStatus::kLocLenErr: out.status = SHOAL_WC_LOC_LEN_ERR; break;
+        case shoal::ses::WcStatus::kLocProtErr: out.status = SHOAL_WC_LOC_PROT_ERR; break;
+        case shoal::ses::WcStatus::kRemAccessErr: out.status = SHOAL_WC_REM_ACCESS_ERR; break;
+        case shoal::ses::WcStatus::kRemInvReqErr: out.status = SHOAL_WC_REM_INV_REQ_ERR; break;
+        case shoal::ses::WcStatus::kRnrRetryExcErr: out.status = SHOAL_WC_RNR_RETRY_EXC_ERR; break;
+        case shoal::ses::WcStatus::kRetryExcErr: out.status = SHOAL_WC_RETRY_EXC_ERR; break;
+        case shoal::ses::WcStatus::kWrFlushErr: out.status = SHOAL_WC_WR_FLUSH_ERR; break;
+      }
+      shoal_cq* cq;
+      if (c.opcode == shoal::ses::WcOpcode::kSend) {
+        out.opcode = SHOAL_WC_SEND;
+        cq = qp->send_cq;
+        if (qp->sends_outstanding) --qp->sends_outstanding;
+        const uint32_t token = static_cast<uint32_t>(c.wr_id);
+        shoal_context::WrRecord& rec = ctx->wrs[token];
+        out.wr_id = rec.wr_id;
+        show = rec.signaled || out.status != SHOAL_WC_SUCCESS;
+        if (rec.pin) {
+          std::lock_guard<std::mutex> l(ctx->mu);
+          --rec.pin->inflight;
+        }
+        ctx->wrs.free(token);
+      } else {
+        out.opcode = SHOAL_WC_RECV;
+        cq = qp->recv_cq;
+        if (qp->recvs_posted) --qp->recvs_posted;
+        if (out.status == SHOAL_WC_WR_FLUSH_ERR) out.peer_id = SHOAL_PEER_ID_NONE;
+      }
+      if (!show) continue;
+      if (cq->entries.size() < cq->depth && cq->held.empty()) {
+        cq->entries.push_back(out);
+      } else {
+        if (cq->held.empty()) {
+          ++cq->overruns;
+          cq->overrun_unreported = true;
+        }
+        cq->held.push_back(out);
+        ++cq->held_total;
+      }
+    }
+  }
+}
+
+int progress(shoal_context* ctx) {
+  const uint32_t work = ctx->engine->poll();
+  deliver_completions(ctx);
+  return static_cast<int>(work);
+}
+
+// Finds the MR of `lkey` covering [addr, addr+len) with `need` access.
+MrImpl* check_sge(shoal_context* ctx, const shoal_sge& sge, uint32_t need, std::string* why) {
+  if (sge.lkey == 0 || sge.lkey > ctx->mrs.size() || !ctx->mrs[sge.lkey - 1]) {
+    *why = absl::StrFormat("lkey %u is not a registered MR of this context", sge.lkey);
+    return nullptr;
+  }
+  MrImpl* m = ctx->mrs[sge.lkey - 1];
+  const uint64_t start = reinterpret_cast<uint64_t>(m->pub.addr);
+  if (sge.addr < start || sge.addr + sge.length > start + m->pub.length || sge.addr + sge.length < sge.addr) {
+    *why = absl::StrFormat("SGE [0x%x, +%u) lies outside MR lkey %u", sge.addr, sge.length, sge.lkey);
+    return nullptr;
+  }
+  if ((m->pub.access & need) != need) {
+    *why = absl::StrFormat("MR lkey %u lacks the access this use needs", sge.lkey);
+    return nullptr;
+  }
+  return m;
+}
+
+}  // namespace
+
+extern "C" {
+
+uint32_t shoal_api_version(void) { return SHOAL_API_VERSION; }
+
+const char* shoal_last_error(void) { return g_last_error.c_str(); }
+
+const char* shoal_strerror(int err) {
+  if (err < 0) err = -err;
+  if (err == 0) return "success";
+  return std::strerror(err);
+}
+
+const char* shoal_wc_status_str(int status) {
+  switch (status) {
+    case SHOAL_WC_SUCCESS: return "SUCCESS";
+    case SHOAL_WC_LOC_LEN_ERR: return "LOC_LEN_ERR";
+    case SHOAL_WC_LOC_PROT_ERR: return "LOC_PROT_ERR";
+    case SHOAL_WC_WR_FLUSH_ERR: return "WR_FLUSH_ERR";
+    case SHOAL_WC_REM_INV_REQ_ERR: return "REM_INV_REQ_ERR";
+    case SHOAL_WC_REM_ACCESS_ERR: return "REM_ACCESS_ERR";
+    case SHOAL_WC_REM_OP_ERR: return "REM_OP_ERR";
+    case SHOAL_WC_RETRY_EXC_ERR: return "RETRY_EXC_ERR";
+    case SHOAL_WC_RNR_RETRY_EXC_ERR: return "RNR_RETRY_EXC_ERR";
+    case SHOAL_WC_GENERAL_ERR: return "GENERAL_ERR";
+  }
+  return "UNKNOWN";
+}
+
+int shoal_open(const char* uri, const struct shoal_open_attr* attr, struct shoal_context** out) {
+  g_last_error.clear();
+  if (!uri || !out) return fail(EINVAL, "shoal_open: uri and out must not be NULL");
+  uint32_t engines = 1, mode = SHOAL_MODE_LIBRARY, job = 1;
+  if (attr) {
+    const uint32_t known = SHOAL_OPEN_ATTR_MODE | SHOAL_OPEN_ATTR_NUM_ENGINES | SHOAL_OPEN_ATTR_INSTANCE_NAME |
+                           SHOAL_OPEN_ATTR_LOG_SPEC | SHOAL_OPEN_ATTR_ENGINE_CPUS | SHOAL_OPEN_ATTR_JOB_ID;
+    if (attr->comp_mask & ~known) return fail(ENOTSUP, "shoal_open: unknown comp_mask bits");
+    if (attr->comp_mask & SHOAL_OPEN_ATTR_MODE) mode = attr->mode;
+    if (attr->comp_mask & SHOAL_OPEN_ATTR_NUM_ENGINES) engines = attr->num_engines;
+    if (attr->comp_mask & SHOAL_OPEN_ATTR_JOB_ID) job = attr->job_id;
+    if ((attr->comp_mask & SHOAL_OPEN_ATTR_LOG_SPEC) && attr->log_spec && !shoal::Log::configure(attr->log_spec))
+      return fail(EINVAL, std::string("shoal_open: bad log_spec '") + attr->log_spec + "'");
+  }
+  if (mode != SHOAL_MODE_LIBRARY && mode != SHOAL_MODE_THREADED) return fail(EINVAL, "shoal_open: unknown mode");
+  if (mode == SHOAL_MODE_THREADED)
+    return fail(ENOTSUP, "shoal_open: threaded mode is not implemented in the C API yet (the engine has it: lib/engine EngineThread)");
+  if (engines != 1)
+    return fail(ENOTSUP, "shoal_open: more than one engine per context is not implemented in the C API yet");
+  if (job == 0 || job > SHOAL_MAX_JOB_ID) return fail(EINVAL, "shoal_open: job_id must be 1..2^24-1");
+  if (const char* env = std::getenv("SHOAL_LOG")) shoal::Log::configure(env);
+  auto driver = shoal::open_driver(uri, engines);
+  if (!driver.ok()) return fail(driver.status());
+  auto ctx = std::make_unique<shoal_context>();
+  ctx->driver = std::move(*driver);
+  ctx->job_id = job;
+  shoal::engine::EngineConfig cfg;
+  cfg.transport.job_id = job;
+  ctx->engine = std::make_unique<shoal::engine::Engine>(*ctx->driver, 0, cfg,
+                                                        reinterpret_cast<uint64_t>(ctx.get()) ^ 0x5eed);
+  ctx->qp_by_index.assign(cfg.transport.max_qps, nullptr);
+  ctx->wrs.reset(cfg.transport.max_send_msgs);
+  *out = ctx.release();
+  return 0;
+}
+
+int shoal_close(struct shoal_context* ctx) {
+  if (!ctx) return fail(EINVAL, "shoal_close: ctx is NULL");
+  if (ctx->pds || ctx->mrs_live || ctx->cqs || ctx->qps || ctx->ahs)
+    return fail(EBUSY, absl::StrFormat("shoal_close: %u PDs, %u MRs, %u CQs, %u QPs, %u AHs remain",
+                                       ctx->pds, ctx->mrs_live, ctx->cqs, ctx->qps, ctx->ahs));
+  delete ctx;
+  return 0;
+}
+
+int shoal_query_context(struct shoal_context* ctx, struct shoal_context_attr* attr, size_t attr_size) {
+  if (!ctx || !attr || attr_size == 0) return fail(EINVAL, "shoal_query_context: NULL argument or size 0");
+  shoal_context_attr a{};
+  const shoal::DriverCaps& caps = ctx->driver->caps();
+  std::snprintf(a.driver, sizeof(a.driver), "%s", caps.name.c_str());
+  std::snprintf(a.local_addr, sizeof(a.local_addr), "%s",
+                ctx->driver->format_addr(ctx->engine->local_addr()).c_str());
+  const auto& tc = ctx->engine->transport().config();
+  a.max_msg_size = SHOAL_MAX_MSG_SIZE;
+  a.max_mr_size = UINT64_MAX >> 1;
+  a.mtu = tc.mtu_payload;
+  a.mode = SHOAL_MODE_LIBRARY;
+  a.num_engines = 1;
+  a.max_qp = tc.max_qps - 1;
+  a.max_qp_per_engine = tc.max_qps - 1;
+  a.max_cq = 1024;
+  a.max_cq_depth = 1u << 22;
+  a.max_mr = 1u << 20;
+  a.max_ah = 1u << 20;
+  a.max_send_wr = tc.max_send_msgs;
+  a.max_recv_wr = tc.recv_queue_depth;
+  a.max_sge = kMaxSge;
+  a.max_inline_data = 0;
+  a.max_uud_msg_size = tc.mtu_payload;
+  a.num_tc = 4;
+  a.job_id = ctx->job_id;
+  std::memset(attr, 0, attr_size);
+  std::memcpy(attr, &a, std::min(attr_size, sizeof(a)));
+  return 0;
+}
+
+int shoal_progress(struct shoal_context* ctx, int engine, int budget) {
+  (void)budget;
+  if (!ctx) return -fail(EINVAL, "shoal_progress: ctx is NULL");
+  if (engine != SHOAL_ENGINE_ALL && engine != 0) return -fail(EINVAL, "shoal_progress: no such engine");
+  return progress(ctx);
+}
+
+int shoal_alloc_pd(struct shoal_context* ctx, struct shoal_pd** out) {
+  if (!ctx || !out) return fail(EINVAL, "shoal_alloc_pd: NULL argument");
+  std::lock_guard<std::mutex> l(ctx->mu);
+  *out = new shoal_pd{ctx};
+  ++ctx->pds;
+  return 0;
+}
+
+int shoal_dealloc_pd(struct shoal_pd* pd) {
+  if (!pd) return fail(EINVAL, "shoal_dealloc_pd: pd is NULL");
+  std::lock_guard<std::mutex> l(pd->ctx->mu);
+  if (pd->refs) return fail(EBUSY, absl::StrFormat("shoal_dealloc_pd: %u MRs/QPs/AHs still use it", pd->refs));
+  --pd->ctx->pds;
+  delete pd;
+  return 0;
+}
+
+int shoal_reg_mr(struct shoal_pd* pd, void* addr, uint64_t length, uint32_t access, struct shoal_mr** out) {
+  if (!pd || !addr || !out || length == 0) return fail(EINVAL, "shoal_reg_mr: NULL argument or length 0");
+  const uint32_t known = SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE | SHOAL_ACCESS_REMOTE_READ |
+                         SHOAL_ACCESS_ZERO_BASED;
+  if (access & ~known) return fail(EINVAL, "shoal_reg_mr: unknown access flags");
+  if ((access & SHOAL_ACCESS_REMOTE_WRITE) && !(access & SHOAL_ACCESS_LOCAL_WRITE))
+    return fail(EINVAL, "shoal_reg_mr: REMOTE_WRITE needs LOCAL_WRITE");
+  shoal_context* ctx = pd->ctx;
+  std::lock_guard<std::mutex> l(ctx->mu);
+  uint32_t lkey;
+  if (!ctx->free_lkeys.empty()) {
+    lkey = ctx->free_lkeys.back();
+    ctx->free_lkeys.pop_back();
+  } else {
+    ctx->mrs.push_back(nullptr);
+    lkey = static_cast<uint32_t>(ctx->mrs.size());
+  }
+  auto* m = new MrImpl{};
+  m->pub = shoal_mr{ctx, pd, addr, length, access, lkey, (uint64_t{lkey} << 32) | 0x5a};
+  ctx->mrs[lkey - 1] = m;
+  ++ctx->mrs_live;
+  ++pd->refs;
+  *out = &m->pub;
+  return 0;
+}
+
+int shoal_dereg_mr(struct shoal_mr* mr) {
+  if (!mr) return fail(EINVAL, "shoal_dereg_mr: mr is NULL");
+  auto* m = reinterpret_cast<MrImpl*>(mr);
+  shoal_context* ctx = mr->context;
+  std::lock_guard<std::mutex> l(ctx->mu);
+  if (m->inflight) return fail(EBUSY, absl::StrFormat("shoal_dereg_mr: %u posted WRs still use it", m->inflight));
+  ctx->mrs[mr->lkey - 1] = nullptr;
+  ctx->free_lkeys.push_back(mr->lkey);
+  --ctx->mrs_live;
+  --mr->pd->refs;
+  delete m;
+  return 0;
+}
+
+int shoal_create_cq(struct shoal_context* ctx, uint32_t depth, int engine, struct shoal_cq** out) {
+  if (!ctx || !out || depth == 0 || depth > (1u << 22)) return fail(EINVAL, "shoal_create_cq: NULL argument or depth out of 1..2^22");
+  if (engine != SHOAL_ENGINE_ANY && engine != 0) return fail(EINVAL, "shoal_create_cq: no such engine");
+  *out = new shoal_cq{ctx, depth};
+  ++ctx->cqs;
+  return 0;
+}
+
+int shoal_destroy_cq(struct shoal_cq* cq) {
+  if (!cq) return fail(EINVAL, "shoal_destroy_cq: cq is NULL");
+  if (cq->qp_refs) return fail(EBUSY, "shoal_destroy_cq: a QP still uses it");
+  --cq->ctx->cqs;
+  delete cq;
+  return 0;
+}
+
+int shoal_poll_cq(struct shoal_cq* cq, int n, struct shoal_wc* wc) {
+  if (!cq || n < 0 || (n > 0 && !wc)) return -fail(EINVAL, "shoal_poll_cq: bad arguments");
+  if (cq->entries.empty() && cq->held.empty()) progress(cq->ctx);
+  if (cq->overrun_unreported) {
+    cq->overrun_unreported = false;
+    return -fail(EOVERFLOW, "shoal_poll_cq: the CQ overran; held completions follow (nothing was lost)");
+  }
+  int k = 0;
+  while (k < n && !cq->entries.empty()) {
+    wc[k++] = cq->entries.front();
+    cq->entries.pop_front();
+  }
+  // Room again: held completions move in, in the order they were produced.
+  while (!cq->held.empty() && cq->entries.size() < cq->depth) {
+    cq->entries.push_back(cq->held.front());
+    cq->held.pop_front();
+  }
+  while (k < n && !cq->entries.empty()) {
+    wc[k++] = cq->entries.front();
+    cq->entries.pop_front();
+  }
+  return k;
+}
+
+int shoal_query_cq(struct shoal_cq* cq, struct shoal_cq_attr* attr, size_t attr_size) {
+  if (!cq || !attr || attr_size == 0) return fail(EINVAL, "shoal_query_cq: NULL argument or size 0");
+  shoal_cq_attr a{};
+  a.depth = cq->depth;
+  a.engine = 0;
+  a.overruns = cq->overruns;
+  a.held_total = cq->held_total;
+  a.held_now = static_cast<uint32_t>(cq->held.size());
+  std::memset(attr, 0, attr_size);
+  std::memcpy(attr, &a, std::min(attr_size, sizeof(a)));
+  return 0;
+}
+
+int shoal_create_qp(struct shoal_pd* pd, const struct shoal_qp_init_attr* attr, struct shoal_qp** out) {
+  if (!pd || !attr || !out || !attr->send_cq || !attr->recv_cq) return fail(EINVAL, "shoal_create_qp: NULL argument");
+  if (attr->comp_mask & ~uint32_t{SHOAL_QP_INIT_ATTR_BUDGETS}) return fail(ENOTSUP, "shoal_create_qp: unknown comp_mask bits");
+  shoal::pds::DeliveryMode mode;
+  switch (attr->qp_type) {
+    case SHOAL_QPT_RUD: mode = shoal::pds::DeliveryMode::kRud; break;
+    case SHOAL_QPT_ROD: mode = shoal::pds::DeliveryMode::kRod; break;
+    case SHOAL_QPT_UUD: mode = shoal::pds::DeliveryMode::kUud; break;
+    default: return fail(EINVAL, absl::StrFormat("shoal_create_qp: unknown qp_type %u", attr->qp_type));
+  }
+  if (attr->cap.max_send_sge > kMaxSge || attr->cap.max_recv_sge > kMaxSge)
+    return fail(EINVAL, absl::StrFormat("shoal_create_qp: at most %u SGEs per WR", kMaxSge));
+  if (attr->cap.max_inline_data) return fail(EINVAL, "shoal_create_qp: inline data is not supported (max_inline_data 0)");
+  shoal_context* ctx = pd->ctx;
+  auto qp_index = ctx->engine->transport().create_qp(mode);
+  if (!qp_index.ok()) return fail(qp_index.status());
+  auto* qp = new shoal_qp{pd, *qp_index, attr->qp_type, attr->send_cq, attr->recv_cq, attr->qp_context, attr->cap,
+                          attr->sq_sig_all != 0};
+  ctx->qp_by_index[*qp_index] = qp;
+  ++attr->send_cq->qp_refs;
+  ++attr->recv_cq->qp_refs;
+  {
+    std::lock_guard<std::mutex> l(ctx->mu);
+    ++pd->refs;
+    ++ctx->qps;
+  }
+  *out = qp;
+  return 0;
+}
+
+int shoal_destroy_qp(struct shoal_qp* qp) {
+  if (!qp) return fail(EINVAL, "shoal_destroy_qp: qp is NULL");
+  shoal_context* ctx = qp->pd->ctx;
+  // Posted receives flush now (the transport queues their completions).
+  const absl::Status st = ctx->engine->transport().destroy_qp(qp->index);
+  if (!st.ok()) return fail(st);
+  deliver_completions(ctx);
+  // Sends still in flight complete later on the CQ; their QP is gone, so
+  // report them now as flushed and forget them (the transport's later
+  // completions for this index are dropped by deliver_completions).
+  for (uint32_t t = 0; t < ctx->wrs.capacity() && qp->sends_outstanding; ++t) {
+    shoal_context::WrRecord& rec = ctx->wrs[t];
+    if (rec.qp != qp) continue;
+    shoal_wc w{};
+    w.wr_id = rec.wr_id;
+    w.status = SHOAL_WC_WR_FLUSH_ERR;
+    w.opcode = SHOAL_WC_SEND;
+    w.qp_num = qp->index;
+    w.peer_id = SHOAL_PEER_ID_NONE;
+    qp->send_cq->entries.push_back(w);
+    rec.qp = nullptr;  // the core's completion, when it comes, only frees it
+    --qp->sends_outstanding;
+  }
+  ctx->qp_by_index[qp->index] = nullptr;
+  --qp->send_cq->qp_refs;
+  --qp->recv_cq->qp_refs;
+  {
+    std::lock_guard<std::mutex> l(ctx->mu);
+    --qp->pd->refs;
+    --ctx->qps;
+  }
+  delete qp;
+  return 0;
+}
+
+uint32_t shoal_qp_num(const struct shoal_qp* qp) { return qp->index; }
+void* shoal_qp_context(const struct shoal_qp* qp) { return qp->qp_context; }
+
+int shoal_create_ah(struct shoal_pd* pd, const char* address, uint32_t remote_qpn, struct shoal_ah** out) {
+  if (!pd || !address || !out) return fail(EINVAL, "shoal_create_ah: NULL argument");
+  if (remote_qpn >= (1u << 24)) return fail(EINVAL, "shoal_create_ah: QP numbers are 24 bits");
+  auto addr = pd->ctx->driver->parse_addr(address);
+  if (!addr.ok()) return fail(addr.status());
+  std::lock_guard<std::mutex> l(pd->ctx->mu);
+  *out = new shoal_ah{pd, *addr, remote_qpn};
+  ++pd->refs;
+  ++pd->ctx->ahs;
+  return 0;
+}
+
+int shoal_create_ah_from_wc(struct shoal_pd* pd, const struct shoal_wc* wc, struct shoal_ah** out) {
+  if (!pd || !wc || !out) return fail(EINVAL, "shoal_create_ah_from_wc: NULL argument");
+  if (wc->status != SHOAL_WC_SUCCESS || (wc->opcode != SHOAL_WC_RECV && wc->opcode != SHOAL_WC_RECV_RDMA_WITH_IMM) ||
+      wc->peer_id == SHOAL_PEER_ID_NONE)
+    return fail(EINVAL, "shoal_create_ah_from_wc: not a successful receive completion");
+  std::lock_guard<std::mutex> l(pd->ctx->mu);
+  *out = new shoal_ah{pd, wc->peer_id, wc->src_qp};
+  ++pd->refs;
+  ++pd->ctx->ahs;
+  return 0;
+}
+
+int shoal_destroy_ah(struct shoal_ah* ah) {
+  if (!ah) return fail(EINVAL, "shoal_destroy_ah: ah is NULL");
+  std::lock_guard<std::mutex> l(ah->pd->ctx->mu);
+  --ah->pd->refs;
+  --ah->pd->ctx->ahs;
+  delete ah;
+  return 0;
+}
+
+int shoal_peer_addr_str(struct shoal_context* ctx, uint64_t peer_id, char* buf, size_t size) {
+  if (!ctx || !buf || peer_id == SHOAL_PEER_ID_NONE) return fail(EINVAL, "shoal_peer_addr_str: bad argument");
+  const std::string s = ctx->driver->format_addr(peer_id);
+  if (s.size() + 1 > size) return fail(ENOSPC, "shoal_peer_addr_str: buffer too small");
+  std::memcpy(buf, s.c_str(), s.size() + 1);
+  return 0;
+}
+
+int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_send_wr** bad_wr) {
+  if (!qp || !wr || !bad_wr) return fail(EINVAL, "shoal_post_send: NULL argument");
+  shoal_context* ctx = qp->pd->ctx;
+  for (; wr; wr = wr->next) {
+    *bad_wr = wr;
+    if (wr->opcode == SHOAL_WR_RDMA_WRITE || wr->opcode == SHOAL_WR_RDMA_WRITE_WITH_IMM ||
+        wr->opcode == SHOAL_WR_RDMA_READ)
+      return fail(ENOTSUP, "shoal_post_send: RDMA WRITE/READ are not implemented yet");
+    if (wr->opcode != SHOAL_WR_SEND && wr->opcode != SHOAL_WR_SEND_WITH_IMM)
+      return fail(EINVAL, absl::StrFormat("shoal_post_send: unknown opcode %u", wr->opcode));
+    if (!wr->ah || wr->ah->pd != qp->pd) return fail(EINVAL, "shoal_post_send: the WR needs an AH of the QP's PD");
+    if (wr->num_sge > qp->cap.max_send_sge || (wr->num_sge && !wr->sg_list))
+      return fail(EINVAL, "shoal_post_send: num_sge above the QP's max_send_sge, or no sg_list");
+    if (wr->num_sge > 1) return fail(ENOTSUP, "shoal_post_send: more than one SGE per send is not implemented yet");
+    if (qp->cap.max_send_wr && qp->sends_outstanding >= qp->cap.max_send_wr)
+      return fail(EAGAIN, "shoal_post_send: send queue full (max_send_wr)");
+    MrImpl* pin = nullptr;
+    shoal::ses::SendRequest r;
+    if (wr->num_sge == 1) {
+      std::string why;
+      std::lock_guard<std::mutex> l(ctx->mu);
+      MrImpl* m = check_sge(ctx, wr->sg_list[0], 0, &why);
+      if (!m) {
+        // A bad local key is a completion status, not a post error.
+        shoal_wc w{};
+        w.wr_id = wr->wr_id;
+        w.status = SHOAL_WC_LOC_PROT_ERR;
+        w.opcode = SHOAL_WC_SEND;
+        w.qp_num = qp->index;
+        w.peer_id = wr->ah->peer;
+        qp->send_cq->entries.push_back(w);
+        g_last_error = why;
+        continue;
+      }
+      ++m->inflight;
+      pin = m;
+      r.data = {reinterpret_cast<const uint8_t*>(wr->sg_list[0].addr), wr->sg_list[0].length};
+    }
+    r.peer = wr->ah->peer;
+    r.dst_qp = static_cast<uint16_t>(SHOAL_QPN_INDEX(wr->ah->remote_qpn));
+    r.src_qp = qp->index;
+    r.mode = qp->type == SHOAL_QPT_ROD ? shoal::pds::DeliveryMode::kRod
+             : qp->type == SHOAL_QPT_UUD ? shoal::pds::DeliveryMode::kUud
+                                         : shoal::pds::DeliveryMode::kRud;
+    r.tc = wr->tc;
+    const uint32_t token = ctx->wrs.alloc();
+    if (token == shoal::kNoIndex) {
+      if (pin) {
+        std::lock_guard<std::mutex> l(ctx->mu);
+        --pin->inflight;
+      }
+      return fail(EAGAIN, "shoal_post_send: too many send WRs outstanding on this context");
+    }
+    ctx->wrs[token] = shoal_context::WrRecord{wr->wr_id, pin, qp,
+                                              qp->sig_all || (wr->send_flags & SHOAL_SEND_SIGNALED) != 0};
+    r.wr_id = token;
+    r.has_imm = wr->opcode == SHOAL_WR_SEND_WITH_IMM;
+    r.imm = wr->imm_data;
+    // The core always reports back, so that the record and the MR pin are
+    // released; an unsignaled success is then not shown to the application.
+    r.signaled = true;
+    const absl::Status st = ctx->engine->transport().post_send(r);
+    if (!st.ok()) {
+      ctx->wrs.free(token);
+      std::lock_guard<std::mutex> l(ctx->mu);
+      if (pin) --pin->inflight;
+      return fail(st);
+    }
+    ++qp->sends_outstanding;
+  }
+  return 0;
+}
+
+int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_recv_wr** bad_wr) {
+  if (!qp || !wr || !bad_wr) return fail(EINVAL, "shoal_post_recv: NULL argument");
+  shoal_context* ctx = qp->pd->ctx;
+  for (; wr; wr = wr->next) {
+    *bad_wr = wr;
+    if (wr->num_sge > qp->cap.max_recv_sge || (wr->num_sge && !wr->sg_list))
+      return fail(EINVAL, "shoal_post_recv: num_sge above the QP's max_recv_sge, or no sg_list");
+    if (wr->num_sge > 1) return fail(ENOTSUP, "shoal_post_recv: more than one SGE per receive is not implemented yet");
+    if (qp->cap.max_recv_wr && qp->recvs_posted >= qp->cap.max_recv_wr)
+      return fail(EAGAIN, "shoal_post_recv: receive queue full (max_recv_wr)");
+    std::span<uint8_t> buf;
+    if (wr->num_sge == 1) {
+      std::string why;
+      std::lock_guard<std::mutex> l(ctx->mu);
+      if (!check_sge(ctx, wr->sg_list[0], SHOAL_ACCESS_LOCAL_WRITE, &why)) {
+        shoal_wc w{};
+        w.wr_id = wr->wr_id;
+        w.status = SHOAL_WC_LOC_PROT_ERR;
+        w.opcode = SHOAL_WC_RECV;
+        w.qp_num = qp->index;
+        w.peer_id = SHOAL_PEER_ID_NONE;
+        qp->recv_cq->entries.push_back(w);
+        g_last_error = why;
+        continue;
+      }
+      buf = {reinterpret_cast<uint8_t*>(wr->sg_list[0].addr), wr->sg_list[0].length};
+    }
+    const absl::Status st = ctx->engine->transport().post_recv(qp->index, buf, wr->wr_id);
+    if (!st.ok()) return fail(st);
+    ++qp->recvs_posted;
+  }
+  return 0;
+}
+
+}  // extern "C"
