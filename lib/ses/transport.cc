@@ -63,6 +63,9 @@ absl::Status Transport::post_send(const SendRequest& req) {
   if (req.dst_qp >= 4096) {
     return absl::InvalidArgumentError(absl::StrFormat("dst_qp %u does not fit 12 bits", req.dst_qp));
   }
+  if (req.op == SendOp::kWrite && req.mode == DeliveryMode::kUud) {
+    return absl::InvalidArgumentError("RDMA WRITE needs a reliable mode (RUD or ROD), not UUD");
+  }
   if (req.mode == DeliveryMode::kUud && req.data.size() > config_.mtu_payload) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "UUD message of %u bytes exceeds one packet (%u bytes)", req.data.size(), config_.mtu_payload));
@@ -98,6 +101,9 @@ absl::Status Transport::post_send(const SendRequest& req) {
   msg.src_qp = req.src_qp;
   msg.mode = req.mode;
   msg.tc = req.tc;
+  msg.op = req.op;
+  msg.remote_addr = req.remote_addr;
+  msg.rkey = req.rkey;
   msg.next = kNone;
   msg.pdc = id;
   if (req.mode == DeliveryMode::kUud) {
@@ -183,6 +189,43 @@ absl::Status Transport::destroy_qp(uint16_t qp) {
 size_t Transport::qp_state_bytes(uint16_t qp) const {
   if (qp >= qps_.capacity() || !qps_[qp].live) return 0;
   return sizeof(Endpoint) + qps_[qp].rq.ring.capacity() * sizeof(RecvBuf);
+}
+
+absl::StatusOr<uint64_t> Transport::register_memory(uint8_t* addr, uint64_t len, uint32_t access) {
+  if (!addr || len == 0) return absl::InvalidArgumentError("register_memory: empty region");
+  if (access & ~(kRemoteWrite | kRemoteRead | kZeroBased)) {
+    return absl::InvalidArgumentError("register_memory: unknown access bits");
+  }
+  // Keys are never reused during a transport's life and carry random low
+  // bits, so a stale or guessed key misses.
+  const uint64_t rkey = (next_region_++ << 16) | (rng_.next_u64() & 0xffff);
+  regions_.emplace(rkey, Region{addr, len, access});
+  return rkey;
+}
+
+absl::Status Transport::deregister_memory(uint64_t rkey) {
+  if (regions_.erase(rkey) == 0) return absl::NotFoundError("deregister_memory: no such rkey");
+  return absl::OkStatus();
+}
+
+uint8_t* Transport::write_target(uint64_t rkey, uint64_t remote_addr, uint32_t msg_len, uint32_t msg_off) {
+  auto it = regions_.find(rkey);
+  if (it == regions_.end()) return nullptr;
+  const Region& r = it->second;
+  if (!(r.access & kRemoteWrite)) return nullptr;
+  // Offset of the packet's first byte from the region's start, overflow-safe.
+  const uint64_t base = reinterpret_cast<uint64_t>(r.addr);
+  uint64_t start;
+  if (r.access & kZeroBased) {
+    start = remote_addr;
+  } else {
+    if (remote_addr < base) return nullptr;
+    start = remote_addr - base;
+  }
+  // The whole message must fit, so that no packet of a message that runs
+  // past the region writes anything (not only the ones that overflow).
+  if (start > r.len || msg_len > r.len - start || msg_off > msg_len) return nullptr;
+  return r.addr + start + msg_off;
 }
 
 absl::Status Transport::post_recv(uint16_t qp, std::span<uint8_t> buffer, uint64_t wr_id) {
@@ -483,9 +526,13 @@ size_t Transport::encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size
   const uint32_t len = std::min(config_.mtu_payload, m.len - off);
   if (cap < wire::kSesRequestSize + len) return 0;
   wire::SesRequest h;
-  h.opcode = wire::SesOpcode::kSend;
+  h.opcode = m.op == SendOp::kWrite ? wire::SesOpcode::kWrite : wire::SesOpcode::kSend;
+  // IE on every packet of a message with immediate data (cmpl_data itself
+  // rides on SOM): a WRITE_WITH_IMM is tracked from whichever packet lands first.
   h.flags = (packet == 0 ? wire::kSesFlagSom : 0) | (packet + 1 == m.packets ? wire::kSesFlagEom : 0) |
             (m.has_imm ? wire::kSesFlagIe : 0);
+  h.buf_off = m.remote_addr;
+  h.mem_key = m.rkey;
   h.msg_id = m.msg_id;
   h.job_id = config_.job_id;
   h.res_index = m.dst_qp;
@@ -515,7 +562,7 @@ void Transport::finish_tx(uint32_t m, WcStatus status) {
     Completion c;
     c.wr_id = msg.wr_id;
     c.status = status;
-    c.opcode = WcOpcode::kSend;
+    c.opcode = msg.op == SendOp::kWrite ? WcOpcode::kWrite : WcOpcode::kSend;
     c.byte_len = msg.len;
     c.peer = msg.peer;
     c.qp = msg.src_qp;
@@ -560,7 +607,7 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
     return pds::RequestVerdict::kDiscard;
   }
   const wire::SesRequest& h = pkt.ses_request;
-  if (h.opcode != wire::SesOpcode::kSend) {
+  if (h.opcode != wire::SesOpcode::kSend && h.opcode != wire::SesOpcode::kWrite) {
     ++counters_.rx_unsupported_op;
     return pds::RequestVerdict::kDiscard;
   }
@@ -569,6 +616,28 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
   if (uint64_t{off} + payload > h.req_len) {
     ++counters_.rx_ses_malformed;
     return pds::RequestVerdict::kDiscard;
+  }
+  uint8_t* write_dst = nullptr;
+  const bool is_write = h.opcode == wire::SesOpcode::kWrite;
+  const bool with_imm = (h.flags & wire::kSesFlagIe) != 0;
+  if (is_write) {
+    uint8_t* dst = write_target(h.mem_key, h.buf_off, h.req_len, off);
+    if (!dst) {
+      // Refused, not acknowledged: the initiator retries and then fails the
+      // WRITE; nothing is written here.
+      ++counters_.rx_access_denied;
+      return pds::RequestVerdict::kRefused;
+    }
+    // A plain WRITE on RUD needs no bookkeeping here: it completes only at
+    // the initiator. A WRITE with immediate data takes a receive WR (no
+    // bytes go there) and completes there once every byte landed; on ROD
+    // every message, WRITEs too, keeps its place in the msg_id order.
+    if (!with_imm && pdc.mode() != DeliveryMode::kRod) {
+      if (payload) std::memcpy(dst, pkt.payload.data(), payload);
+      counters_.payload_bytes_received += payload;
+      return pds::RequestVerdict::kAccepted;
+    }
+    write_dst = dst;
   }
   const uint16_t id = pdc.local_id();
   PdcSes& slot = ses_[id];
@@ -585,7 +654,7 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
   } else {
     // First packet of this message: take the next posted receive buffer.
     if (rx_msgs_.full()) return pds::RequestVerdict::kRefused;
-    if (pdc.mode() == DeliveryMode::kRod && h.msg_id != slot.next_complete &&
+    if (pdc.mode() == DeliveryMode::kRod && h.msg_id != slot.next_complete && (!is_write || with_imm) &&
         h.res_index < qps_.capacity() && qps_[h.res_index].rq.count <= 1) {
       // A ROD message that must wait for an earlier one may not take the
       // last buffer: the earlier message may need it, and nothing would
@@ -593,8 +662,9 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
       ++counters_.rx_rnr;
       return pds::RequestVerdict::kRefused;
     }
-    RecvBuf rb;
-    if (!pop_recv(h.res_index, &rb)) {
+    RecvBuf rb{nullptr, 0, 0};
+    const bool needs_recv = !is_write || with_imm;
+    if (needs_recv && !pop_recv(h.res_index, &rb)) {
       ++counters_.rx_rnr;
       return pds::RequestVerdict::kRefused;
     }
@@ -611,7 +681,9 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
     rm.has_imm = false;
     rm.imm = 0;
     rm.complete = false;
-    rm.len_error = h.req_len > rb.len;
+    rm.write = is_write;
+    rm.silent = !needs_recv;
+    rm.len_error = !is_write && h.req_len > rb.len;
     // A message whose first packet is also its last and that may complete
     // now (RUD, or the ROD message next in order) never needs the index.
     const bool whole = (h.flags & wire::kSesFlagSom) && (h.flags & wire::kSesFlagEom) && payload == h.req_len;
@@ -625,8 +697,13 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
     rm.has_imm = (h.flags & wire::kSesFlagIe) != 0;
     rm.imm = h.cmpl_data;
   }
-  // Direct placement at the packet's offset; never past the posted buffer.
-  if (!rm.len_error && payload) std::memcpy(rm.buf + off, pkt.payload.data(), payload);
+  // Direct placement at the packet's offset: never past the posted buffer,
+  // and for a WRITE at the checked address in the registered region.
+  if (rm.write) {
+    if (payload) std::memcpy(write_dst, pkt.payload.data(), payload);
+  } else if (!rm.len_error && payload) {
+    std::memcpy(rm.buf + off, pkt.payload.data(), payload);
+  }
   rm.landed += payload;
   counters_.payload_bytes_received += payload;
   if (rm.landed == rm.msg_len && (payload > 0 || rm.msg_len == 0)) {
@@ -649,10 +726,14 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
 
 void Transport::complete_rx(uint32_t r, PeerAddr peer) {
   RxMsg& rm = rx_msgs_[r];
+  if (rm.silent) {  // a plain WRITE on ROD: its place in the order, no completion
+    rx_msgs_.free(r);
+    return;
+  }
   Completion c;
   c.wr_id = rm.wr_id;
   c.status = rm.len_error ? WcStatus::kLocLenErr : WcStatus::kSuccess;
-  c.opcode = WcOpcode::kRecv;
+  c.opcode = rm.write ? WcOpcode::kRecvRdmaWithImm : WcOpcode::kRecv;
   c.byte_len = rm.len_error ? 0 : rm.msg_len;
   c.has_imm = rm.has_imm;
   c.imm = rm.imm;
@@ -730,6 +811,8 @@ void Transport::on_uud(const wire::Packet& pkt, const RxMeta& meta) {
   rm.has_imm = (h.flags & wire::kSesFlagIe) != 0;
   rm.imm = h.cmpl_data;
   rm.len_error = h.req_len > rb.len;
+  rm.write = false;
+  rm.silent = false;
   if (!rm.len_error && h.req_len) std::memcpy(rm.buf, pkt.payload.data(), h.req_len);
   counters_.payload_bytes_received += h.req_len;
   complete_rx(r, meta.peer);

@@ -62,7 +62,23 @@ enum class WcStatus : uint8_t {
 };
 const char* to_string(WcStatus s);
 
-enum class WcOpcode : uint8_t { kSend = 0, kRecv = 1 };
+enum class WcOpcode : uint8_t {
+  kSend = 0,
+  kRecv = 1,
+  kWrite = 2,             // an RDMA WRITE this side sent
+  kRecvRdmaWithImm = 3,   // a WRITE_WITH_IMM landed here and took a receive
+};
+
+// What a send request does at the target.
+enum class SendOp : uint8_t {
+  kSend = 0,   // into the next posted receive buffer
+  kWrite = 1,  // into registered memory named by rkey + remote_addr
+};
+
+// Access rights of a registered region (register_memory).
+inline constexpr uint32_t kRemoteWrite = 1;
+inline constexpr uint32_t kRemoteRead = 2;
+inline constexpr uint32_t kZeroBased = 4;  // remote addresses are offsets into the region
 
 struct Completion {
   uint64_t wr_id = 0;
@@ -82,6 +98,9 @@ struct SendRequest {
   uint16_t src_qp = 0;
   DeliveryMode mode = DeliveryMode::kRud;
   uint8_t tc = 0;  // traffic class: PDCs are per (peer, tc, mode)
+  SendOp op = SendOp::kSend;
+  uint64_t remote_addr = 0;  // kWrite: target address (an offset with kZeroBased regions)
+  uint64_t rkey = 0;         // kWrite: the target region's key
   std::span<const uint8_t> data;
   uint64_t wr_id = 0;
   bool has_imm = false;
@@ -111,6 +130,7 @@ struct TransportCounters {
   uint64_t rx_unsupported_op = 0;
   uint64_t rx_rnr = 0;             // no receive buffer posted (refused)
   uint64_t rx_uud_dropped = 0;
+  uint64_t rx_access_denied = 0;   // WRITE to an unknown rkey, outside it, or without the right
   uint64_t rx_trimmed = 0;         // trimmed requests (answered with NACK TRIMMED)
   uint64_t pdcs_failed = 0;
   uint64_t pdcs_freed = 0;
@@ -143,6 +163,16 @@ class Transport final : public pds::PdsUpper {
   absl::Status destroy_qp(uint16_t qp);
   // What the engine keeps for one QP (its record and its receive ring).
   size_t qp_state_bytes(uint16_t qp) const;
+
+  // Registered memory that peers may WRITE into (kRemoteWrite) or READ
+  // (kRemoteRead). Returns the rkey to hand to peers. Every packet is checked
+  // against the region's bounds and rights; a packet that fails is refused
+  // (never acknowledged, its bytes never written), so the initiator's WRITE
+  // ends in an error. Errors: InvalidArgument (null or empty region, unknown
+  // access bits).
+  absl::StatusOr<uint64_t> register_memory(uint8_t* addr, uint64_t len, uint32_t access);
+  // Errors: NotFound (no such rkey).
+  absl::Status deregister_memory(uint64_t rkey);
   uint32_t poll_completions(Completion* out, uint32_t max);
   size_t pending_completions() const { return completions_.size() - completions_head_; }
 
@@ -188,6 +218,9 @@ class Transport final : public pds::PdsUpper {
     bool failed;
     DeliveryMode mode;
     uint8_t tc;
+    SendOp op;
+    uint64_t remote_addr;
+    uint64_t rkey;
   };
   struct RxMsg {
     uint8_t* buf;
@@ -201,6 +234,8 @@ class Transport final : public pds::PdsUpper {
     bool has_imm;
     bool complete;
     bool len_error;
+    bool write;    // an RDMA WRITE: bytes go to registered memory, not buf
+    bool silent;   // a plain WRITE tracked only for ROD order: no completion
   };
   struct RecvBuf {
     uint8_t* buf;
@@ -277,6 +312,16 @@ class Transport final : public pds::PdsUpper {
   size_t completions_head_ = 0;
 
   uint64_t activity_ = 0;
+  struct Region {
+    uint8_t* addr;
+    uint64_t len;
+    uint32_t access;
+  };
+  absl::flat_hash_map<uint64_t, Region> regions_;
+  uint64_t next_region_ = 1;
+  // Where the byte at msg_off of a WRITE of msg_len bytes to remote_addr in
+  // region `rkey` goes, or nullptr if the message is not allowed there.
+  uint8_t* write_target(uint64_t rkey, uint64_t remote_addr, uint32_t msg_len, uint32_t msg_off);
   pds::PdsCounters freed_pdc_counters_;
   TransportCounters counters_;
 };

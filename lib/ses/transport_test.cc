@@ -431,6 +431,114 @@ TEST(Transport, QpsAreCreatedSmallGrowTheirRingAndFlushOnDestroy) {
   EXPECT_EQ(p.h(1).create_qp(DeliveryMode::kRud).status().code(), absl::StatusCode::kResourceExhausted);
 }
 
+SendRequest write_to(const std::vector<uint8_t>& data, uint64_t wr_id, uint64_t rkey, uint64_t addr,
+                     DeliveryMode mode = DeliveryMode::kRud) {
+  SendRequest r = send_to(data, wr_id, mode);
+  r.op = SendOp::kWrite;
+  r.rkey = rkey;
+  r.remote_addr = addr;
+  return r;
+}
+
+TEST(Transport, WritePlacesEveryPacketAtItsAddressAndCompletesAtTheInitiatorOnly) {
+  Pair p(small_mtu());
+  std::vector<uint8_t> region(4096, 0);
+  auto rkey = p.h(1).register_memory(region.data(), region.size(), kRemoteWrite);
+  ASSERT_TRUE(rkey.ok());
+  const auto msg = pattern(1000, 5);  // 4 packets
+  const uint64_t addr = reinterpret_cast<uint64_t>(region.data()) + 100;
+  ASSERT_TRUE(p.h(0).post_send(write_to(msg, 1, *rkey, addr)).ok());
+  p.collect();
+  std::deque<Datagram> data;
+  data.swap(p.wire);
+  for (auto it = data.rbegin(); it != data.rend(); ++it) p.deliver(*it);  // any order
+  p.run(Duration::millis(1));
+  EXPECT_TRUE(std::equal(msg.begin(), msg.end(), region.begin() + 100));
+  for (size_t i = 0; i < 100; ++i) ASSERT_EQ(region[i], 0);
+  for (size_t i = 1100; i < region.size(); ++i) ASSERT_EQ(region[i], 0);
+  EXPECT_TRUE(p.completions(1).empty());  // a plain WRITE completes only at the initiator
+  auto sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].opcode, WcOpcode::kWrite);
+  EXPECT_EQ(sc[0].status, WcStatus::kSuccess);
+  // Zero-based regions take offsets.
+  std::vector<uint8_t> zb(2000, 0);
+  auto zkey = p.h(1).register_memory(zb.data(), zb.size(), kRemoteWrite | kZeroBased);
+  ASSERT_TRUE(p.h(0).post_send(write_to(msg, 2, *zkey, 500)).ok());
+  p.run(Duration::millis(1));
+  EXPECT_TRUE(std::equal(msg.begin(), msg.end(), zb.begin() + 500));
+}
+
+TEST(Transport, WriteWithImmTakesAReceiveAndCompletesThere) {
+  Pair p(small_mtu());
+  std::vector<uint8_t> region(2048, 0), unused(16);
+  auto rkey = p.h(1).register_memory(region.data(), region.size(), kRemoteWrite | kZeroBased);
+  ASSERT_TRUE(p.h(1).post_recv(0, unused, 77).ok());
+  const auto msg = pattern(700, 6);
+  SendRequest r = write_to(msg, 3, *rkey, 0);
+  r.has_imm = true;
+  r.imm = 0xABCD;
+  ASSERT_TRUE(p.h(0).post_send(r).ok());
+  p.run(Duration::millis(1));
+  auto rc = p.completions(1);
+  ASSERT_EQ(rc.size(), 1u);
+  EXPECT_EQ(rc[0].opcode, WcOpcode::kRecvRdmaWithImm);
+  EXPECT_EQ(rc[0].wr_id, 77u);
+  EXPECT_EQ(rc[0].byte_len, 700u);
+  EXPECT_TRUE(rc[0].has_imm);
+  EXPECT_EQ(rc[0].imm, 0xABCDu);
+  EXPECT_TRUE(std::equal(msg.begin(), msg.end(), region.begin()));
+  for (uint8_t b : unused) EXPECT_EQ(b, 0);  // the receive buffer gets no bytes
+}
+
+TEST(Transport, WriteOutsideItsRightsWritesNothingAndFailsAtTheInitiator) {
+  TransportConfig c = small_mtu();
+  c.pds.max_transmissions = 4;
+  c.pds.min_rto = Duration::micros(20);
+  c.pds.max_rto = Duration::micros(200);
+  Pair p(c);
+  std::vector<uint8_t> region(1024, 0x11), ro(1024, 0x22);
+  auto rkey = p.h(1).register_memory(region.data(), region.size(), kRemoteWrite | kZeroBased);
+  auto rokey = p.h(1).register_memory(ro.data(), ro.size(), kRemoteRead | kZeroBased);
+  const auto msg = pattern(600, 7);
+  ASSERT_TRUE(p.h(0).post_send(write_to(msg, 1, *rkey + 1, 0)).ok());  // no such key
+  ASSERT_TRUE(p.h(0).post_send(write_to(msg, 2, *rkey, 600)).ok());    // runs past the end
+  ASSERT_TRUE(p.h(0).post_send(write_to(msg, 3, *rokey, 0)).ok());     // no REMOTE_WRITE right
+  p.run(Duration::millis(50));
+  auto sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 3u);
+  for (const auto& wc : sc) EXPECT_NE(wc.status, WcStatus::kSuccess) << wc.wr_id;
+  for (uint8_t b : region) ASSERT_EQ(b, 0x11);
+  for (uint8_t b : ro) ASSERT_EQ(b, 0x22);
+  EXPECT_GT(p.h(1).counters().rx_access_denied, 0u);
+  EXPECT_TRUE(p.h(1).deregister_memory(*rkey).ok());
+  EXPECT_EQ(p.h(1).deregister_memory(*rkey).code(), absl::StatusCode::kNotFound);
+}
+
+TEST(Transport, RodKeepsWritesAndSendsInOneOrder) {
+  Pair p(small_mtu());
+  std::vector<uint8_t> region(512, 0), rbuf(64);
+  auto rkey = p.h(1).register_memory(region.data(), region.size(), kRemoteWrite | kZeroBased);
+  ASSERT_TRUE(p.h(1).post_recv(0, rbuf, 9).ok());
+  const auto w = pattern(300, 1), m = pattern(64, 2);
+  ASSERT_TRUE(p.h(0).post_send(write_to(w, 1, *rkey, 0, DeliveryMode::kRod)).ok());  // 2 packets
+  ASSERT_TRUE(p.h(0).post_send(send_to(m, 2, DeliveryMode::kRod)).ok());
+  p.collect();
+  ASSERT_EQ(p.wire.size(), 3u);
+  std::deque<Datagram> data;
+  data.swap(p.wire);
+  p.deliver(data[2]);  // the SEND first: it must wait for the WRITE before it
+  EXPECT_TRUE(p.completions(1).empty());
+  p.deliver(data[0]);
+  p.deliver(data[1]);
+  p.run(Duration::millis(2));
+  auto rc = p.completions(1);
+  ASSERT_EQ(rc.size(), 1u);  // the SEND; the WRITE itself completes only at the initiator
+  EXPECT_EQ(rc[0].wr_id, 9u);
+  EXPECT_TRUE(std::equal(w.begin(), w.end(), region.begin()));
+  EXPECT_EQ(rbuf, m);
+}
+
 TEST(Transport, BadArgumentsReturnDocumentedErrors) {
   Pair p;
   std::vector<uint8_t> buf(8);
