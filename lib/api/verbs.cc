@@ -1,11 +1,13 @@
 // lib/api: the C API of include/shoal/verbs.h over engines and a driver.
 //
 // This first implementation covers library mode with one engine per
-// context: contexts, PDs, MRs (lkeys checked on every SGE), CQs that never
-// drop a completion, RUD/ROD/UUD QPs, AHs, SEND / SEND_WITH_IMM and receives.
-// What it does not do yet answers with a clear error instead of a silent
-// stub: RDMA WRITE/READ (ENOTSUP at post), threaded mode and more than one
-// engine (ENOTSUP at open), multi-SGE receives (ENOTSUP at post).
+// context: contexts, PDs, MRs (lkeys checked on every SGE, rkeys checked by
+// the engine on every packet), CQs that never drop a completion,
+// RUD/ROD/UUD QPs, AHs, SEND / SEND_WITH_IMM, RDMA WRITE / WRITE_WITH_IMM
+// and receives. What it does not do yet answers with a clear error instead
+// of a silent stub: RDMA READ and multi-SGE WRs (ENOTSUP at post), threaded
+// mode and more than one engine (ENOTSUP at open). A WRITE the target refuses
+// (bad rkey, out of range) ends in RETRY_EXC_ERR, not yet REM_ACCESS_ERR.
 //
 // Invariants: every object remembers its context; a context refuses to close
 // while objects remain; no C++ exception crosses the API (every entry point
@@ -87,6 +89,7 @@ struct shoal_pd {
 struct MrImpl {
   shoal_mr pub;  // first: the public fields
   uint32_t inflight = 0;  // posted WRs that use it (dereg: EBUSY)
+  bool remote = false;    // registered with the transport for remote access
 };
 
 struct shoal_cq {
@@ -128,7 +131,7 @@ void deliver_completions(shoal_context* ctx) {
     for (uint32_t i = 0; i < n; ++i) {
       const shoal::ses::Completion& c = wc[i];
       shoal_qp* qp = c.qp < ctx->qp_by_index.size() ? ctx->qp_by_index[c.qp] : nullptr;
-      if (c.opcode == shoal::ses::WcOpcode::kSend && (!qp || ctx->wrs[static_cast<uint32_t>(c.wr_id)].qp != qp)) {
+      if ((c.opcode == shoal::ses::WcOpcode::kSend || c.opcode == shoal::ses::WcOpcode::kWrite) && (!qp || ctx->wrs[static_cast<uint32_t>(c.wr_id)].qp != qp)) {
         // The WR's QP was destroyed (and the WR reported flushed then): let
         // its record and pin go.
         shoal_context::WrRecord& rec = ctx->wrs[static_cast<uint32_t>(c.wr_id)];
@@ -162,8 +165,8 @@ void deliver_completions(shoal_context* ctx) {
         case shoal::ses::WcStatus::kWrFlushErr: out.status = SHOAL_WC_WR_FLUSH_ERR; break;
       }
       shoal_cq* cq;
-      if (c.opcode == shoal::ses::WcOpcode::kSend) {
-        out.opcode = SHOAL_WC_SEND;
+      if (c.opcode == shoal::ses::WcOpcode::kSend || c.opcode == shoal::ses::WcOpcode::kWrite) {
+        out.opcode = c.opcode == shoal::ses::WcOpcode::kWrite ? SHOAL_WC_RDMA_WRITE : SHOAL_WC_SEND;
         cq = qp->send_cq;
         if (qp->sends_outstanding) --qp->sends_outstanding;
         const uint32_t token = static_cast<uint32_t>(c.wr_id);
@@ -176,7 +179,7 @@ void deliver_completions(shoal_context* ctx) {
         }
         ctx->wrs.free(token);
       } else {
-        out.opcode = SHOAL_WC_RECV;
+        out.opcode = c.opcode == shoal::ses::WcOpcode::kRecvRdmaWithImm ? SHOAL_WC_RECV_RDMA_WITH_IMM : SHOAL_WC_RECV;
         cq = qp->recv_cq;
         if (qp->recvs_posted) --qp->recvs_posted;
         if (out.status == SHOAL_WC_WR_FLUSH_ERR) out.peer_id = SHOAL_PEER_ID_NONE;
@@ -369,7 +372,24 @@ int shoal_reg_mr(struct shoal_pd* pd, void* addr, uint64_t length, uint32_t acce
     lkey = static_cast<uint32_t>(ctx->mrs.size());
   }
   auto* m = new MrImpl{};
-  m->pub = shoal_mr{ctx, pd, addr, length, access, lkey, (uint64_t{lkey} << 32) | 0x5a};
+  uint64_t rkey = 0;
+  if (access & (SHOAL_ACCESS_REMOTE_WRITE | SHOAL_ACCESS_REMOTE_READ)) {
+    // Remote access goes through the engine's region table, which checks
+    // every packet; the rkey is the engine's.
+    uint32_t ra = 0;
+    if (access & SHOAL_ACCESS_REMOTE_WRITE) ra |= shoal::ses::kRemoteWrite;
+    if (access & SHOAL_ACCESS_REMOTE_READ) ra |= shoal::ses::kRemoteRead;
+    if (access & SHOAL_ACCESS_ZERO_BASED) ra |= shoal::ses::kZeroBased;
+    auto key = ctx->engine->transport().register_memory(static_cast<uint8_t*>(addr), length, ra);
+    if (!key.ok()) {
+      ctx->mrs.pop_back();
+      delete m;
+      return fail(key.status());
+    }
+    rkey = *key;
+    m->remote = true;
+  }
+  m->pub = shoal_mr{ctx, pd, addr, length, access, lkey, rkey};
   ctx->mrs[lkey - 1] = m;
   ++ctx->mrs_live;
   ++pd->refs;
@@ -383,6 +403,7 @@ int shoal_dereg_mr(struct shoal_mr* mr) {
   shoal_context* ctx = mr->context;
   std::lock_guard<std::mutex> l(ctx->mu);
   if (m->inflight) return fail(EBUSY, absl::StrFormat("shoal_dereg_mr: %u posted WRs still use it", m->inflight));
+  if (m->remote) (void)ctx->engine->transport().deregister_memory(mr->rkey);
   ctx->mrs[mr->lkey - 1] = nullptr;
   ctx->free_lkeys.push_back(mr->lkey);
   --ctx->mrs_live;
@@ -558,11 +579,11 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
   shoal_context* ctx = qp->pd->ctx;
   for (; wr; wr = wr->next) {
     *bad_wr = wr;
-    if (wr->opcode == SHOAL_WR_RDMA_WRITE || wr->opcode == SHOAL_WR_RDMA_WRITE_WITH_IMM ||
-        wr->opcode == SHOAL_WR_RDMA_READ)
-      return fail(ENOTSUP, "shoal_post_send: RDMA WRITE/READ are not implemented yet");
-    if (wr->opcode != SHOAL_WR_SEND && wr->opcode != SHOAL_WR_SEND_WITH_IMM)
+    if (wr->opcode == SHOAL_WR_RDMA_READ) return fail(ENOTSUP, "shoal_post_send: RDMA READ is not implemented yet");
+    const bool write = wr->opcode == SHOAL_WR_RDMA_WRITE || wr->opcode == SHOAL_WR_RDMA_WRITE_WITH_IMM;
+    if (!write && wr->opcode != SHOAL_WR_SEND && wr->opcode != SHOAL_WR_SEND_WITH_IMM)
       return fail(EINVAL, absl::StrFormat("shoal_post_send: unknown opcode %u", wr->opcode));
+    if (write && qp->type == SHOAL_QPT_UUD) return fail(EINVAL, "shoal_post_send: RDMA WRITE needs an RUD or ROD QP");
     if (!wr->ah || wr->ah->pd != qp->pd) return fail(EINVAL, "shoal_post_send: the WR needs an AH of the QP's PD");
     if (wr->num_sge > qp->cap.max_send_sge || (wr->num_sge && !wr->sg_list))
       return fail(EINVAL, "shoal_post_send: num_sge above the QP's max_send_sge, or no sg_list");
@@ -609,7 +630,12 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
     ctx->wrs[token] = shoal_context::WrRecord{wr->wr_id, pin, qp,
                                               qp->sig_all || (wr->send_flags & SHOAL_SEND_SIGNALED) != 0};
     r.wr_id = token;
-    r.has_imm = wr->opcode == SHOAL_WR_SEND_WITH_IMM;
+    r.has_imm = wr->opcode == SHOAL_WR_SEND_WITH_IMM || wr->opcode == SHOAL_WR_RDMA_WRITE_WITH_IMM;
+    if (write) {
+      r.op = shoal::ses::SendOp::kWrite;
+      r.remote_addr = wr->wr.rdma.remote_addr;
+      r.rkey = wr->wr.rdma.rkey;
+    }
     r.imm = wr->imm_data;
     // The core always reports back, so that the record and the MR pin are
     // released; an unsignaled success is then not shown to the application.

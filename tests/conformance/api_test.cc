@@ -371,6 +371,72 @@ TEST_F(Api, VanishedPeerFailsOutstandingSendsWithRetryExceeded) {
   for (const auto& wc : sc) EXPECT_EQ(wc.status, SHOAL_WC_RETRY_EXC_ERR);
 }
 
+TEST_F(Api, RdmaWriteLandsInTheRemoteRegionAndWithImmCompletesThere) {
+  std::vector<uint8_t> src(3 * mtu + 17), region(4 * mtu, 0), note(8);
+  for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<uint8_t>(i * 5 + 1);
+  shoal_mr* smr = reg(a, src);
+  shoal_mr* rmr = reg(b, region, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE);
+  shoal_mr* nmr = reg(b, note);
+  EXPECT_NE(rmr->rkey, 0u);
+  shoal_ah* ah = ah_to(a, b, b.qp);
+  shoal_sge sge{reinterpret_cast<uint64_t>(src.data()), static_cast<uint32_t>(src.size()), smr->lkey};
+  shoal_send_wr wr{};
+  wr.wr_id = 1;
+  wr.sg_list = &sge;
+  wr.num_sge = 1;
+  wr.opcode = SHOAL_WR_RDMA_WRITE;
+  wr.send_flags = SHOAL_SEND_SIGNALED;
+  wr.ah = ah;
+  wr.wr.rdma.remote_addr = reinterpret_cast<uint64_t>(region.data()) + 64;
+  wr.wr.rdma.rkey = rmr->rkey;
+  shoal_send_wr* bad = nullptr;
+  ASSERT_EQ(shoal_post_send(a.qp, &wr, &bad), 0) << shoal_last_error();
+  auto sc = wait(a, 1);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_SUCCESS);
+  EXPECT_EQ(sc[0].opcode, SHOAL_WC_RDMA_WRITE);
+  EXPECT_TRUE(std::equal(src.begin(), src.end(), region.begin() + 64));
+  for (size_t i = 0; i < 64; ++i) ASSERT_EQ(region[i], 0);
+  // WRITE_WITH_IMM: the data goes to the region, a receive WR reports it.
+  ASSERT_EQ(post_recv(b, b.qp, nmr, note.data(), 8, 42), 0);
+  wr.wr_id = 2;
+  wr.opcode = SHOAL_WR_RDMA_WRITE_WITH_IMM;
+  wr.imm_data = 99;
+  wr.wr.rdma.remote_addr = reinterpret_cast<uint64_t>(region.data());
+  ASSERT_EQ(shoal_post_send(a.qp, &wr, &bad), 0) << shoal_last_error();
+  auto rc = wait(b, 1);
+  ASSERT_EQ(rc.size(), 1u);
+  EXPECT_EQ(rc[0].opcode, SHOAL_WC_RECV_RDMA_WITH_IMM);
+  EXPECT_EQ(rc[0].wr_id, 42u);
+  EXPECT_EQ(rc[0].imm_data, 99u);
+  EXPECT_EQ(rc[0].byte_len, src.size());
+  wait(a, 1);
+}
+
+TEST_F(Api, RdmaWriteWithABadRkeyLeavesTargetMemoryUntouched) {
+  std::vector<uint8_t> src(500, 7), region(1000, 0x33);
+  shoal_mr* smr = reg(a, src);
+  shoal_mr* rmr = reg(b, region, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE);
+  shoal_sge sge{reinterpret_cast<uint64_t>(src.data()), 500, smr->lkey};
+  shoal_send_wr wr{};
+  wr.wr_id = 5;
+  wr.sg_list = &sge;
+  wr.num_sge = 1;
+  wr.opcode = SHOAL_WR_RDMA_WRITE;
+  wr.send_flags = SHOAL_SEND_SIGNALED;
+  wr.ah = ah_to(a, b, b.qp);
+  wr.wr.rdma.remote_addr = reinterpret_cast<uint64_t>(region.data());
+  wr.wr.rdma.rkey = rmr->rkey ^ 0x1;  // not the key
+  shoal_send_wr* bad = nullptr;
+  ASSERT_EQ(shoal_post_send(a.qp, &wr, &bad), 0);
+  auto sc = wait(a, 1, 30);
+  ASSERT_EQ(sc.size(), 1u);
+  // REM_ACCESS_ERR once SES responses land; until then the refused WRITE
+  // runs out of retries. Either way: an error, and not a byte written.
+  EXPECT_NE(sc[0].status, SHOAL_WC_SUCCESS);
+  for (uint8_t v : region) ASSERT_EQ(v, 0x33);
+}
+
 TEST_F(Api, UnimplementedOpcodesAreRefusedAtPostNotFaked) {
   std::vector<uint8_t> src(64);
   shoal_mr* smr = reg(a, src, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE);
@@ -386,7 +452,7 @@ TEST_F(Api, UnimplementedOpcodesAreRefusedAtPostNotFaked) {
   w2 = w1;
   w2.wr_id = 2;
   w2.next = nullptr;
-  w2.opcode = SHOAL_WR_RDMA_WRITE;
+  w2.opcode = SHOAL_WR_RDMA_READ;
   w2.wr.rdma.rkey = smr->rkey;
   shoal_send_wr* bad = nullptr;
   EXPECT_EQ(shoal_post_send(a.qp, &w1, &bad), ENOTSUP);
