@@ -64,8 +64,8 @@ class NullUpper : public pds::PdsUpper {
     return wire::encode_ses_request(h, out) + 64;
   }
   void on_unit_acked(pds::Pdc&, uint64_t) override { ++acked; }
-  void on_unit_failed(pds::Pdc&, uint64_t, pds::UnitFailure) override {}
-  pds::RequestVerdict on_request(pds::Pdc&, const wire::Packet&, TimePoint) override {
+  void on_unit_failed(pds::Pdc&, uint64_t, pds::UnitFailure, uint8_t) override {}
+  pds::RequestVerdict on_request(pds::Pdc&, const wire::Packet&, TimePoint, uint8_t*) override {
     return pds::RequestVerdict::kAccepted;
   }
   uint64_t acked = 0;

@@ -6,8 +6,7 @@
 // RUD/ROD/UUD QPs, AHs, SEND / SEND_WITH_IMM, RDMA WRITE / WRITE_WITH_IMM
 // and receives. What it does not do yet answers with a clear error instead
 // of a silent stub: RDMA READ and multi-SGE WRs (ENOTSUP at post), threaded
-// mode and more than one engine (ENOTSUP at open). A WRITE the target refuses
-// (bad rkey, out of range) ends in RETRY_EXC_ERR, not yet REM_ACCESS_ERR.
+// mode and more than one engine (ENOTSUP at open).
 //
 // Invariants: every object remembers its context; a context refuses to close
 // while objects remain; no C++ exception crosses the API (every entry point

@@ -151,7 +151,8 @@ bool Pdc::wants_transmit(TimePoint now) const {
   if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return false;
   if (nack_count_ || close_ack_pending_ || close_req_pending_) return true;
   if (ack_due_ <= now) return true;
-  if (!retx_.empty() || tlp_pending_) return true;
+  if (tlp_pending_) return true;
+  if (!retx_.empty() && slots_[retx_.front()].not_before_ns <= now.ns()) return true;
   if (close_requested_ && !close_sent_ && outstanding() == 0) return true;
   return upper_ready_ && !close_requested_ && window_open();
 }
@@ -174,6 +175,7 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
   if (slots_) {
     while (!retx_.empty() && !batch.full()) {
       const uint32_t idx = retx_.front();
+      if (slots_[idx].not_before_ns > now.ns()) break;  // an RNR wait
       const Psn psn = una_ + static_cast<int32_t>((idx - slot_of(una_)) & slot_mask_);
       const bool tail = retx_.size() == 1 && !tlp_pending_;
       if (!emit_request(psn, /*retx=*/true, tail, now, batch)) break;
@@ -206,6 +208,8 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
     TxSlot& s = slots_[slot_of(next_psn_)];
     s.cookie = cookie;
     s.transmissions = 0;
+    s.rnr = 0;
+    s.not_before_ns = 0;
     s.is_close = false;
     s.state = kInFlight;  // set properly by emit_request
     const Psn psn = next_psn_;
@@ -226,6 +230,8 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
     TxSlot& s = slots_[slot_of(next_psn_)];
     s.cookie = 0;
     s.transmissions = 0;
+    s.rnr = 0;
+    s.not_before_ns = 0;
     s.is_close = true;
     const Psn psn = next_psn_;
     ++next_psn_;
@@ -243,6 +249,7 @@ TimePoint Pdc::next_deadline() const {
   if (state_ == PdcState::kClosed) return ack_due_;
   if (state_ == PdcState::kFailed) return TimePoint::max();
   TimePoint t = ack_due_;
+  if (!retx_.empty()) t = min_time(t, TimePoint::from_ns(slots_[retx_.front()].not_before_ns));
   if (!tx_order_.empty()) {
     t = min_time(t, rto_deadline());
     t = min_time(t, tlp_deadline_);
@@ -283,7 +290,7 @@ void Pdc::abort() {
     for (Psn p = una_; p < next_psn_; ++p) {
       TxSlot& s = slots_[slot_of(p)];
       if (s.state != kFree && s.state != kSacked && !s.is_close) {
-        upper_->on_unit_failed(*this, s.cookie, UnitFailure::kClosed);
+        upper_->on_unit_failed(*this, s.cookie, UnitFailure::kClosed, 0);
       }
       s.state = kFree;
     }
@@ -527,6 +534,14 @@ void Pdc::detect_losses(TimePoint now) {
   }
 }
 
+void Pdc::resolve_failed(uint32_t idx, UnitFailure why, uint8_t ses_code) {
+  TxSlot& s = slots_[idx];
+  if (s.state == kInFlight) tx_order_.remove(idx);
+  else if (s.state == kLost) retx_.remove(idx);
+  s.state = kSacked;  // resolved: una may pass it, the clear PSN tells the target
+  if (!s.is_close) upper_->on_unit_failed(*this, s.cookie, why, ses_code);
+}
+
 void Pdc::mark_lost(uint32_t idx) {
   TxSlot& s = slots_[idx];
   tx_order_.remove(idx);
@@ -575,6 +590,39 @@ void Pdc::on_nack(const wire::NackHeader& nack, TimePoint now) {
         rewind_to(psn);
       }
       break;
+    case wire::NackCode::kExpNackErr: {
+      // The target's semantic layer refuses this unit for good.
+      ++counters_.rejects_received;
+      const uint32_t idx = slot_of(psn);
+      if (slots_[idx].state == kInFlight || slots_[idx].state == kLost) {
+        resolve_failed(idx, UnitFailure::kRejected, nack.vendor_code);
+        while (una_ < next_psn_ && slots_[slot_of(una_)].state == kSacked) {
+          slots_[slot_of(una_)].state = kFree;
+          ++una_;
+        }
+      }
+      break;
+    }
+    case wire::NackCode::kNoSesMsgAvail: {
+      // No receive buffer at the target: resend later, backing off; the
+      // peer answered, so this is no step towards RETRY_EXC.
+      ++counters_.rnr_nacks_received;
+      const uint32_t idx = slot_of(psn);
+      TxSlot& s = slots_[idx];
+      if (s.state != kInFlight) break;
+      if (++s.rnr > config_.max_rnr_retries) {
+        resolve_failed(idx, UnitFailure::kRnrExceeded, 0);
+        while (una_ < next_psn_ && slots_[slot_of(una_)].state == kSacked) {
+          slots_[slot_of(una_)].state = kFree;
+          ++una_;
+        }
+        break;
+      }
+      s.transmissions = 0;
+      s.not_before_ns = (now + config_.rnr_delay * (int64_t{1} << std::min<int>(s.rnr - 1, 16))).ns();
+      mark_lost(idx);
+      break;
+    }
     case wire::NackCode::kTrimmed:
     case wire::NackCode::kTrimmedLastHop: {
       // The payload was cut in the network: resend this PSN now.
@@ -617,7 +665,7 @@ void Pdc::fail(TimePoint now) {
   for (Psn p = una_; p < next_psn_; ++p) {
     TxSlot& s = slots_[slot_of(p)];
     if ((s.state == kInFlight || s.state == kLost) && !s.is_close) {
-      upper_->on_unit_failed(*this, s.cookie, UnitFailure::kRetryExceeded);
+      upper_->on_unit_failed(*this, s.cookie, UnitFailure::kRetryExceeded, 0);
     }
     s.state = kFree;
   }
@@ -646,6 +694,9 @@ void Pdc::on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now)
     ++counters_.bad_packets;
     return;
   }
+  // Everything below the sender's clear PSN is resolved at the sender
+  // (delivered, or given up after a terminal NACK): holes there are closed.
+  if (h.clear_psn_offset <= 0) apply_clear(psn + h.clear_psn_offset);
   const bool ce = meta.ecn == Ecn::kCe;
   if (ce) {
     ++counters_.rx_ce_marked;
@@ -675,9 +726,25 @@ void Pdc::on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now)
     }
     return;
   }
-  const RequestVerdict verdict = upper_->on_request(*this, pkt, now);
+  uint8_t ses_code = 0;
+  const RequestVerdict verdict = upper_->on_request(*this, pkt, now, &ses_code);
   if (verdict == RequestVerdict::kRefused) {
     ++counters_.rx_refused;
+    return;
+  }
+  if (verdict == RequestVerdict::kRnr) {
+    ++counters_.rx_refused;
+    ++counters_.rnr_nacks_sent;
+    queue_nack(wire::NackCode::kNoSesMsgAvail, psn);
+    return;
+  }
+  if (verdict == RequestVerdict::kRejected) {
+    // Not received: the PSN stays a hole until the sender, having given the
+    // unit up, moves its clear PSN past it. A retransmission that crosses
+    // our NACK is refused again, so no ACK ever passes it off as delivered.
+    ++counters_.rx_refused;
+    ++counters_.rejects_sent;
+    queue_nack(wire::NackCode::kExpNackErr, psn, ses_code);
     return;
   }
   if (verdict == RequestVerdict::kAccepted) ++counters_.rx_delivered;
@@ -705,15 +772,41 @@ void Pdc::on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now)
   schedule_ack(now, new_gap || fills_gap || ce || ack_requested);
 }
 
-void Pdc::queue_nack(wire::NackCode code, Psn psn) {
+void Pdc::queue_nack(wire::NackCode code, Psn psn, uint8_t vendor_code) {
   if (nack_count_ == kMaxPendingNacks) {
     // The sender still has RACK and the RTO: a NACK is a shortcut, not the
     // only way the loss is found.
     ++counters_.nacks_dropped;
     return;
   }
-  nacks_[(nack_head_ + nack_count_) % kMaxPendingNacks] = PendingNack{code, psn};
+  nacks_[(nack_head_ + nack_count_) % kMaxPendingNacks] = PendingNack{code, psn, vendor_code};
   ++nack_count_;
+}
+
+void Pdc::apply_clear(Psn clear) {
+  if (clear <= cack_ + 1 || clear - cack_ > static_cast<int32_t>(config_.window_packets)) return;
+  const uint32_t n = static_cast<uint32_t>(clear - (cack_ + 1));
+  // Count the holes (PSNs that never arrived) among the n passed.
+  uint32_t arrived = 0;
+  for (uint32_t i = 0; i < std::min(n, rx_bitmap_.capacity()); i += 64) {
+    uint64_t bits = rx_bitmap_.extract64((cack_ + 1 + i).value());
+    const uint32_t span = std::min<uint32_t>(64, n - i);
+    if (span < 64) bits &= (uint64_t{1} << span) - 1;
+    arrived += static_cast<uint32_t>(__builtin_popcountll(bits));
+  }
+  if (n >= rx_bitmap_.capacity()) {
+    rx_bitmap_.reset(rx_bitmap_.capacity());
+  } else {
+    rx_bitmap_.clear_range((cack_ + 1).value(), n);
+  }
+  counters_.cleared_psns += n - arrived;
+  cack_ = clear - 1;
+  if (rx_highest_ < cack_) rx_highest_ = cack_;
+  const uint32_t run = rx_bitmap_.count_run((cack_ + 1).value(), rx_highest_ - cack_);
+  if (run) {
+    rx_bitmap_.clear_range((cack_ + 1).value(), run);
+    cack_ += run;
+  }
 }
 
 void Pdc::on_trimmed(const wire::Packet& pkt, const RxMeta& meta, TimePoint now) {
@@ -743,6 +836,9 @@ void Pdc::on_ctrl(const wire::Packet& pkt, TimePoint now) {
     case wire::CtrlType::kClose: {
       if (!receiver_started_) break;
       const Psn psn(c.psn);
+      // The sender closes only with nothing outstanding: every PSN below the
+      // CLOSE is resolved (a hole there was given up).
+      apply_clear(psn);
       // CLOSE takes effect once every PSN before it arrived.
       if (psn == cack_ + 1) {
         ++cack_;
@@ -819,6 +915,7 @@ bool Pdc::emit_nack(TxBatch& batch) {
   h.prologue.type = wire::PdsType::kNack;
   const PendingNack& next = nacks_[nack_head_];
   h.code = next.code;
+  h.vendor_code = next.vendor_code;
   h.nack_psn = next.psn.value();
   h.spdcid = params_.local_id;
   h.dpdcid = remote_id_;

@@ -66,11 +66,19 @@ struct PdsConfig {
   Duration max_rto = Duration::millis(100);
   // A PSN sent this many times without being acknowledged fails the PDC.
   uint32_t max_transmissions = 12;
+  // RNR: NACKs for "no receive buffer" a unit may collect before it fails
+  // with kRnrExceeded. Such a unit is resent on the RTO clock (backing off),
+  // and RNR NACKs prove the peer alive, so they do not use up
+  // max_transmissions.
+  uint32_t max_rnr_retries = 7;
   // RACK reordering window floor; the window is min_rtt/4 times a factor
   // that doubles (to 16) on each spurious retransmission.
   Duration min_reorder_window = Duration::nanos(500);
   bool tail_loss_probe = true;
   Duration min_tlp = Duration::micros(10);
+  // First wait before resending a unit the target NACKed for lack of a
+  // receive buffer; doubles with every further RNR NACK of that unit.
+  Duration rnr_delay = Duration::micros(50);
   // DSCP for requests and for ACK/NACK/CTRL (EF) per wire-format.md.
   uint8_t dscp_request = 0;
   uint8_t dscp_control = 46;
@@ -99,6 +107,11 @@ struct PdsCounters {
   uint64_t acks_sent = 0;
   uint64_t nacks_sent = 0;
   uint64_t nacks_dropped = 0;            // NACK queue full
+  uint64_t rnr_nacks_sent = 0;
+  uint64_t rnr_nacks_received = 0;
+  uint64_t rejects_sent = 0;             // terminal SES NACKs
+  uint64_t rejects_received = 0;
+  uint64_t cleared_psns = 0;             // holes the sender declared resolved (clear PSN)
   uint64_t rx_trimmed = 0;
   uint64_t ctrl_sent = 0;
   uint64_t bad_packets = 0;              // addressed here but inconsistent
@@ -108,12 +121,16 @@ struct PdsCounters {
 enum class UnitFailure : uint8_t {
   kRetryExceeded = 1,  // max_transmissions reached: peer unreachable
   kClosed = 2,         // PDC torn down with the unit outstanding
+  kRejected = 3,       // the target's semantic layer refused it for good (ses_code says why)
+  kRnrExceeded = 4,    // the target had no receive buffer within the RNR budget
 };
 
 enum class RequestVerdict : uint8_t {
   kAccepted = 0,  // consumed: mark received, acknowledge
-  kRefused = 1,   // not now (no buffer, out of order for ROD): not acknowledged
+  kRefused = 1,   // not now, say nothing (ROD order, message state full): the sender retries
   kDiscard = 2,   // malformed at the semantic layer: acknowledged, dropped
+  kRnr = 3,       // no receive buffer: not acknowledged, NACK NO_SES_MSG_AVAIL (the sender retries later)
+  kRejected = 4,  // never acceptable (bad rkey, no such QP): not acknowledged, NACK with the SES code
 };
 
 class Pdc;
@@ -132,10 +149,12 @@ class PdsUpper {
   virtual size_t write_unit(Pdc& pdc, uint64_t cookie, std::span<uint8_t> out) = 0;
   // The unit was delivered (cumulatively or selectively acknowledged).
   virtual void on_unit_acked(Pdc& pdc, uint64_t cookie) = 0;
-  // The unit will never be delivered.
-  virtual void on_unit_failed(Pdc& pdc, uint64_t cookie, UnitFailure why) = 0;
-  // A new request (not a duplicate) arrived for this PDC.
-  virtual RequestVerdict on_request(Pdc& pdc, const wire::Packet& pkt, TimePoint now) = 0;
+  // The unit will never be delivered. `ses_code` is the target's SES return
+  // code for kRejected, else 0.
+  virtual void on_unit_failed(Pdc& pdc, uint64_t cookie, UnitFailure why, uint8_t ses_code) = 0;
+  // A new request (not a duplicate) arrived for this PDC. For kRejected the
+  // upper layer sets *ses_code (wire::SesReturnCode).
+  virtual RequestVerdict on_request(Pdc& pdc, const wire::Packet& pkt, TimePoint now, uint8_t* ses_code) = 0;
 };
 
 enum class PdcState : uint8_t {
@@ -223,9 +242,11 @@ class Pdc {
     uint64_t cookie;
     int64_t last_send_ns;
     uint64_t tx_seq;
+    int64_t not_before_ns;  // RNR: do not resend before this
     IndexLinks links;
     uint16_t len;
     uint8_t transmissions;
+    uint8_t rnr;  // RNR NACKs collected
     SlotState state;
     bool is_close;  // the CTRL CLOSE occupies a PSN like a unit
   };
@@ -257,7 +278,9 @@ class Pdc {
   // Receiver.
   void on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now);
   void on_ctrl(const wire::Packet& pkt, TimePoint now);
-  void queue_nack(wire::NackCode code, Psn psn);
+  void queue_nack(wire::NackCode code, Psn psn, uint8_t vendor_code = 0);
+  void apply_clear(Psn clear);
+  void resolve_failed(uint32_t idx, UnitFailure why, uint8_t ses_code);
   // Seals the `len` bytes written at tx.data, stamps the metadata of a
   // request or a control packet (ACK/NACK/CTRL) and commits it to the batch.
   bool commit_packet(TxPacket& tx, size_t len, bool control, TxBatch& batch);
@@ -323,6 +346,7 @@ class Pdc {
   struct PendingNack {
     wire::NackCode code;
     Psn psn;
+    uint8_t vendor_code;
   };
   PendingNack nacks_[kMaxPendingNacks];
   uint8_t nack_head_ = 0;

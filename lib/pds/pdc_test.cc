@@ -68,10 +68,10 @@ class FakeUpper : public PdsUpper {
     return n + payload_size;
   }
   void on_unit_acked(Pdc&, uint64_t cookie) override { ++acked[cookie]; }
-  void on_unit_failed(Pdc&, uint64_t cookie, UnitFailure why) override {
+  void on_unit_failed(Pdc&, uint64_t cookie, UnitFailure why, uint8_t) override {
     failed.emplace_back(cookie, why);
   }
-  RequestVerdict on_request(Pdc&, const wire::Packet& pkt, TimePoint) override {
+  RequestVerdict on_request(Pdc&, const wire::Packet& pkt, TimePoint, uint8_t*) override {
     if (refuse_remaining > 0) {
       --refuse_remaining;
       ++refused;

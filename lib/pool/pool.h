@@ -101,6 +101,8 @@ class PdcPool {
   size_t state_bytes() const;
   static constexpr size_t kBookkeepingBytesPerPdc = 64;  // entry + two map slots, rounded up
   const PoolCounters& counters() const { return counters_; }
+  // PDS counters of every PDC this pool has freed (so totals never go back).
+  const pds::PdsCounters& freed_pdc_counters() const { return freed_pdc_counters_; }
   const PoolConfig& config() const { return config_; }
   template <typename F>
   void for_each(F&& f) const {
@@ -147,6 +149,7 @@ class PdcPool {
   uint32_t closing_ = 0;          // evictions under way
   std::vector<uint16_t> woken_;
   PoolCounters counters_;
+  pds::PdsCounters freed_pdc_counters_;
 };
 
 template <typename Freed>

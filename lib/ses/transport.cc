@@ -294,11 +294,6 @@ void Transport::activate(uint16_t id) {
 
 void Transport::release_pdc(uint16_t id) {
   pds::Pdc& pdc = *pool_.get(id);
-  // Keep the totals of freed PDCs so that counters never go backwards.
-  const pds::PdsCounters& c = pdc.counters();
-  uint64_t* dst = reinterpret_cast<uint64_t*>(&freed_pdc_counters_);
-  const uint64_t* src = reinterpret_cast<const uint64_t*>(&c);
-  for (size_t i = 0; i < sizeof(pds::PdsCounters) / sizeof(uint64_t); ++i) dst[i] += src[i];
   PdcSes& ses = ses_[id];
   // Messages never handed to the PDS fail with the PDC.
   const WcStatus why = pdc.state() == pds::PdcState::kFailed ? WcStatus::kRetryExcErr : WcStatus::kWrFlushErr;
@@ -360,7 +355,7 @@ void Transport::after_pdc_event(uint16_t id, TimePoint now) {
 uint32_t Transport::pdcs_open() const { return pool_.open(); }
 
 pds::PdsCounters Transport::pds_counters() const {
-  pds::PdsCounters total = freed_pdc_counters_;
+  pds::PdsCounters total = pool_.freed_pdc_counters();
   pool_.for_each([&](uint16_t, const pds::Pdc& pdc) {
     uint64_t* dst = reinterpret_cast<uint64_t*>(&total);
     const uint64_t* src = reinterpret_cast<const uint64_t*>(&pdc.counters());
@@ -575,13 +570,33 @@ void Transport::on_unit_acked(pds::Pdc& pdc, uint64_t cookie) {
   (void)pdc;
   const uint32_t m = static_cast<uint32_t>(cookie >> 32);
   TxMsg& msg = tx_msgs_[m];
-  if (++msg.resolved == msg.packets) finish_tx(m, msg.failed ? WcStatus::kRetryExcErr : WcStatus::kSuccess);
+  if (++msg.resolved == msg.packets) finish_tx(m, msg.failed ? msg.fail_status : WcStatus::kSuccess);
 }
 
-void Transport::on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure why) {
+namespace {
+WcStatus status_of(pds::UnitFailure why, uint8_t ses_code) {
+  switch (why) {
+    case pds::UnitFailure::kRetryExceeded: return WcStatus::kRetryExcErr;
+    case pds::UnitFailure::kClosed: return WcStatus::kWrFlushErr;
+    case pds::UnitFailure::kRnrExceeded: return WcStatus::kRnrRetryExcErr;
+    case pds::UnitFailure::kRejected:
+      switch (static_cast<wire::SesReturnCode>(ses_code)) {
+        case wire::SesReturnCode::kBadMkey:
+        case wire::SesReturnCode::kBadAddr:
+        case wire::SesReturnCode::kPermViolation: return WcStatus::kRemAccessErr;
+        default: return WcStatus::kRemInvReqErr;
+      }
+  }
+  return WcStatus::kRemInvReqErr;
+}
+}  // namespace
+
+void Transport::on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure why, uint8_t ses_code) {
   (void)pdc;
   const uint32_t m = static_cast<uint32_t>(cookie >> 32);
   TxMsg& msg = tx_msgs_[m];
+  // The first failure names the message's status.
+  if (!msg.failed) msg.fail_status = status_of(why, ses_code);
   msg.failed = true;
   // Units never handed out will not be reported by the PDS: count them here
   // once, when the last handed-out unit resolves.
@@ -592,7 +607,7 @@ void Transport::on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure 
       slot.sendq_head = msg.next;
       if (slot.sendq_head == kNone) slot.sendq_tail = kNone;
     }
-    finish_tx(m, why == pds::UnitFailure::kRetryExceeded ? WcStatus::kRetryExcErr : WcStatus::kWrFlushErr);
+    finish_tx(m, msg.fail_status);
   }
 }
 
@@ -600,7 +615,8 @@ void Transport::on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure 
 // PdsUpper: the receiver's requests
 // ============================================================================
 
-pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt, TimePoint now) {
+pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt, TimePoint now,
+                                          uint8_t* ses_code) {
   (void)now;
   if (!pkt.has_ses_request) {
     ++counters_.rx_ses_malformed;
@@ -623,10 +639,12 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
   if (is_write) {
     uint8_t* dst = write_target(h.mem_key, h.buf_off, h.req_len, off);
     if (!dst) {
-      // Refused, not acknowledged: the initiator retries and then fails the
-      // WRITE; nothing is written here.
+      // Refused for good: not acknowledged, nothing written, and the
+      // initiator's WRITE ends with REM_ACCESS_ERR.
       ++counters_.rx_access_denied;
-      return pds::RequestVerdict::kRefused;
+      *ses_code = static_cast<uint8_t>(regions_.contains(h.mem_key) ? wire::SesReturnCode::kBadAddr
+                                                                    : wire::SesReturnCode::kBadMkey);
+      return pds::RequestVerdict::kRejected;
     }
     // A plain WRITE on RUD needs no bookkeeping here: it completes only at
     // the initiator. A WRITE with immediate data takes a receive WR (no
@@ -664,9 +682,14 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
     }
     RecvBuf rb{nullptr, 0, 0};
     const bool needs_recv = !is_write || with_imm;
+    if (needs_recv && (h.res_index >= qps_.capacity() || !qps_[h.res_index].live)) {
+      // No such endpoint here: no buffer will ever come.
+      *ses_code = static_cast<uint8_t>(wire::SesReturnCode::kBadIndex);
+      return pds::RequestVerdict::kRejected;
+    }
     if (needs_recv && !pop_recv(h.res_index, &rb)) {
       ++counters_.rx_rnr;
-      return pds::RequestVerdict::kRefused;
+      return pds::RequestVerdict::kRnr;
     }
     r = rx_msgs_.alloc();
     indexed = false;

@@ -166,10 +166,10 @@ class Transport final : public pds::PdsUpper {
 
   // Registered memory that peers may WRITE into (kRemoteWrite) or READ
   // (kRemoteRead). Returns the rkey to hand to peers. Every packet is checked
-  // against the region's bounds and rights; a packet that fails is refused
-  // (never acknowledged, its bytes never written), so the initiator's WRITE
-  // ends in an error. Errors: InvalidArgument (null or empty region, unknown
-  // access bits).
+  // against the region's bounds and rights; a packet that fails is rejected
+  // (never acknowledged, its bytes never written, NACKed with the SES code),
+  // so the initiator's WRITE ends in REM_ACCESS_ERR. Errors: InvalidArgument
+  // (null or empty region, unknown access bits).
   absl::StatusOr<uint64_t> register_memory(uint8_t* addr, uint64_t len, uint32_t access);
   // Errors: NotFound (no such rkey).
   absl::Status deregister_memory(uint64_t rkey);
@@ -216,6 +216,7 @@ class Transport final : public pds::PdsUpper {
     bool has_imm;
     bool signaled;
     bool failed;
+    WcStatus fail_status;  // set with `failed`
     DeliveryMode mode;
     uint8_t tc;
     SendOp op;
@@ -260,8 +261,8 @@ class Transport final : public pds::PdsUpper {
   bool next_unit(pds::Pdc& pdc, uint64_t* cookie, bool* last) override;
   size_t write_unit(pds::Pdc& pdc, uint64_t cookie, std::span<uint8_t> out) override;
   void on_unit_acked(pds::Pdc& pdc, uint64_t cookie) override;
-  void on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure why) override;
-  pds::RequestVerdict on_request(pds::Pdc& pdc, const wire::Packet& pkt, TimePoint now) override;
+  void on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure why, uint8_t ses_code) override;
+  pds::RequestVerdict on_request(pds::Pdc& pdc, const wire::Packet& pkt, TimePoint now, uint8_t* ses_code) override;
 
   void enqueue_on_pdc(uint32_t m, uint16_t id);
   void retry_waiting();
@@ -322,7 +323,6 @@ class Transport final : public pds::PdsUpper {
   // Where the byte at msg_off of a WRITE of msg_len bytes to remote_addr in
   // region `rkey` goes, or nullptr if the message is not allowed there.
   uint8_t* write_target(uint64_t rkey, uint64_t remote_addr, uint32_t msg_len, uint32_t msg_off);
-  pds::PdsCounters freed_pdc_counters_;
   TransportCounters counters_;
 };
 

@@ -507,12 +507,78 @@ TEST(Transport, WriteOutsideItsRightsWritesNothingAndFailsAtTheInitiator) {
   p.run(Duration::millis(50));
   auto sc = p.completions(0);
   ASSERT_EQ(sc.size(), 3u);
-  for (const auto& wc : sc) EXPECT_NE(wc.status, WcStatus::kSuccess) << wc.wr_id;
+  for (const auto& wc : sc) EXPECT_EQ(wc.status, WcStatus::kRemAccessErr) << wc.wr_id;
   for (uint8_t b : region) ASSERT_EQ(b, 0x11);
   for (uint8_t b : ro) ASSERT_EQ(b, 0x22);
   EXPECT_GT(p.h(1).counters().rx_access_denied, 0u);
   EXPECT_TRUE(p.h(1).deregister_memory(*rkey).ok());
   EXPECT_EQ(p.h(1).deregister_memory(*rkey).code(), absl::StatusCode::kNotFound);
+}
+
+TEST(Transport, RejectionsSurviveLossAndTheStreamGoesOn) {
+  // A refused WRITE in the middle of a stream, with its NACKs lost twice:
+  // it still ends in REM_ACCESS_ERR (a retransmission is refused again,
+  // never acknowledged), and the messages after it arrive (the sender's
+  // clear PSN closes the hole it leaves at the target).
+  Pair p(small_mtu());
+  std::vector<uint8_t> region(256, 0), rbufs(64 * 20);
+  auto rkey = p.h(1).register_memory(region.data(), region.size(), kRemoteWrite | kZeroBased);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(p.h(1).post_recv(0, {rbufs.data() + 64 * i, 64}, i).ok());
+  const auto m = pattern(64, 3), w = pattern(200, 4);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(p.h(0).post_send(send_to(m, 100 + i)).ok());
+  ASSERT_TRUE(p.h(0).post_send(write_to(w, 7, *rkey + 1, 0)).ok());
+  for (int i = 10; i < 20; ++i) ASSERT_TRUE(p.h(0).post_send(send_to(m, 100 + i)).ok());
+  int nacks_dropped = 0;
+  p.run(Duration::millis(20), [&](const Datagram& d) {
+    wire::Packet pkt;
+    if (d.to == 0 && wire::parse_datagram(d.bytes, pkt) == wire::WireError::kOk &&
+        pkt.prologue.type == wire::PdsType::kNack && nacks_dropped < 2) {
+      ++nacks_dropped;
+      return false;
+    }
+    return true;
+  });
+  EXPECT_EQ(nacks_dropped, 2);
+  auto sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 21u);
+  for (const auto& wc : sc) {
+    EXPECT_EQ(wc.status, wc.wr_id == 7 ? WcStatus::kRemAccessErr : WcStatus::kSuccess) << wc.wr_id;
+  }
+  EXPECT_EQ(p.completions(1).size(), 20u);
+  for (uint8_t b : region) ASSERT_EQ(b, 0);
+  // The stream keeps going on the same PDC afterwards; the next request
+  // carries a clear PSN past the hole, and the target closes it.
+  std::vector<uint8_t> more(64);
+  ASSERT_TRUE(p.h(1).post_recv(0, more, 99).ok());
+  ASSERT_TRUE(p.h(0).post_send(send_to(m, 200)).ok());
+  p.run(Duration::millis(2));
+  EXPECT_EQ(p.completions(1).size(), 1u);
+  EXPECT_EQ(more, m);
+  EXPECT_EQ(p.h(1).pds_counters().cleared_psns, 1u);
+}
+
+TEST(Transport, NoReceiveEverPostedEndsInRnrRetryExceeded) {
+  Pair p(small_mtu());
+  const auto m = pattern(64, 5);
+  ASSERT_TRUE(p.h(0).post_send(send_to(m, 1)).ok());
+  p.run(Duration::millis(100));
+  auto sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, WcStatus::kRnrRetryExcErr);
+  EXPECT_GE(p.h(0).pds_counters().rnr_nacks_received, 7u);
+  EXPECT_EQ(p.h(0).counters().pdcs_failed, 0u);  // the peer is alive: the PDC stays
+}
+
+TEST(Transport, SendToAQpThatDoesNotExistIsRemInvReqErr) {
+  Pair p(small_mtu());
+  const auto m = pattern(64, 5);
+  SendRequest r = send_to(m, 1);
+  r.dst_qp = 17;  // never created at the target
+  ASSERT_TRUE(p.h(0).post_send(r).ok());
+  p.run(Duration::millis(5));
+  auto sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, WcStatus::kRemInvReqErr);
 }
 
 TEST(Transport, RodKeepsWritesAndSendsInOneOrder) {

@@ -276,7 +276,8 @@ WireError decode_nack(std::span<const uint8_t> in, NackHeader& out) {
   if (pr.type != PdsType::kNack && pr.type != PdsType::kNackCcx) return WireError::kBadType;
   if (!in_set(kNackNextHdrs, pr.next_hdr)) return WireError::kBadField;
   const uint8_t code = p[2];
-  if (code == 0 || code > static_cast<uint8_t>(NackCode::kMax)) return WireError::kBadField;
+  if (code == 0 || (code > static_cast<uint8_t>(NackCode::kMax) && code < static_cast<uint8_t>(NackCode::kExpNackNormal)))
+    return WireError::kBadField;
   const bool ccx = pr.type == PdsType::kNackCcx;
   if (ccx && in.size() < kNackCcxSize) return WireError::kTruncated;
   out.prologue = pr;

@@ -64,7 +64,27 @@ enum class NackCode : uint8_t {
   kNoResource = 0x0A,
   kPsnOorWindow = 0x0B,
   kNewStartPsn = 0x17,
-  kMax = 0x1A,  // highest code UET defines; decoders reject codes above it
+  kRcvdSesProcg = 0x18,
+  kMax = 0x1A,  // highest standard code; 0x1B..0xFC are reserved and refused
+  // Experimental codes (accepted). Shoal sends kExpNackErr for a request its
+  // semantic layer refuses for good (bad rkey, no such QP): vendor_code
+  // carries the SES return code (SesReturnCode) and the PSN stays unreceived.
+  kExpNackNormal = 0xFD,
+  kExpNackErr = 0xFE,
+  kExpNackFatal = 0xFF,
+};
+
+// SES return codes (UET 1.0), as far as Shoal uses them.
+enum class SesReturnCode : uint8_t {
+  kOk = 0x01,
+  kNoMatch = 0x05,
+  kUnsupportedOp = 0x06,
+  kPermViolation = 0x17,
+  kBadIndex = 0x19,    // no such endpoint (QP) at the target
+  kBadJobId = 0x1B,
+  kBadMkey = 0x1C,     // unknown rkey
+  kBadAddr = 0x1D,     // outside the region
+  kTooLong = 0x22,
 };
 
 // Request flags (RUD/ROD/*_CC_REQ).

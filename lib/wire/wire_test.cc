@@ -504,10 +504,17 @@ TEST(WireMalformed, BadCtrlType) {
 
 TEST(WireMalformed, BadNackCode) {
   NackHeader n;
-  for (int code : {0x00, 0x1B, 0x80, 0xFF}) {
+  // 0 and the reserved 0x1B..0xFC are refused; the experimental 0xFD..0xFF
+  // are accepted (Shoal's terminal SES NACK is 0xFE).
+  for (int code : {0x00, 0x1B, 0x80, 0xFC}) {
     Bytes b = kNackGolden;
     b[2] = static_cast<uint8_t>(code);
     EXPECT_EQ(decode_nack(S(b), n), WireError::kBadField) << code;
+  }
+  for (int code : {0xFD, 0xFE, 0xFF}) {
+    Bytes b = kNackGolden;
+    b[2] = static_cast<uint8_t>(code);
+    EXPECT_EQ(decode_nack(S(b), n), WireError::kOk) << code;
   }
   for (int code = 0x01; code <= 0x1A; ++code) {
     Bytes b = kNackGolden;

@@ -431,10 +431,29 @@ TEST_F(Api, RdmaWriteWithABadRkeyLeavesTargetMemoryUntouched) {
   ASSERT_EQ(shoal_post_send(a.qp, &wr, &bad), 0);
   auto sc = wait(a, 1, 30);
   ASSERT_EQ(sc.size(), 1u);
-  // REM_ACCESS_ERR once SES responses land; until then the refused WRITE
-  // runs out of retries. Either way: an error, and not a byte written.
-  EXPECT_NE(sc[0].status, SHOAL_WC_SUCCESS);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_REM_ACCESS_ERR);
   for (uint8_t v : region) ASSERT_EQ(v, 0x33);
+}
+
+TEST_F(Api, SendWithNoReceivePostedRetriesThenFailsWithRnrRetryExceeded) {
+  std::vector<uint8_t> src(100, 1);
+  shoal_mr* smr = reg(a, src);
+  ASSERT_EQ(post_send(a, a.qp, ah_to(a, b, b.qp), smr, src.data(), 100, 1), 0);
+  auto sc = wait(a, 1, 30);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_RNR_RETRY_EXC_ERR);
+}
+
+TEST_F(Api, SendToADestroyedQpFailsWithRemInvReqErr) {
+  shoal_qp* gone = make_qp(b, SHOAL_QPT_RUD);
+  shoal_ah* ah = ah_to(a, b, gone);
+  ASSERT_EQ(shoal_destroy_qp(gone), 0);
+  std::vector<uint8_t> src(100, 1);
+  shoal_mr* smr = reg(a, src);
+  ASSERT_EQ(post_send(a, a.qp, ah, smr, src.data(), 100, 1), 0);
+  auto sc = wait(a, 1, 30);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_REM_INV_REQ_ERR);
 }
 
 TEST_F(Api, UnimplementedOpcodesAreRefusedAtPostNotFaked) {
