@@ -58,7 +58,9 @@ class Api : public ::testing::Test {
     for (shoal_ah* ah : ahs) EXPECT_EQ(shoal_destroy_ah(ah), 0);
     for (Side* s : {&a, &b}) {
       for (shoal_qp* qp : extra_qps[s == &a ? 0 : 1]) EXPECT_EQ(shoal_destroy_qp(qp), 0);
-      if (s->qp) EXPECT_EQ(shoal_destroy_qp(s->qp), 0);
+      if (s->qp) {
+        EXPECT_EQ(shoal_destroy_qp(s->qp), 0);
+      }
       s->qp = nullptr;
     }
     // A send the core still carries keeps its MR pinned (EBUSY) until the
@@ -72,9 +74,15 @@ class Api : public ::testing::Test {
       EXPECT_EQ(rc, 0) << shoal_last_error();
     }
     for (Side* s : {&a, &b}) {
-      if (s->cq) EXPECT_EQ(shoal_destroy_cq(s->cq), 0);
-      if (s->pd) EXPECT_EQ(shoal_dealloc_pd(s->pd), 0) << shoal_last_error();
-      if (s->ctx) EXPECT_EQ(shoal_close(s->ctx), 0) << shoal_last_error();
+      if (s->cq) {
+        EXPECT_EQ(shoal_destroy_cq(s->cq), 0);
+      }
+      if (s->pd) {
+        EXPECT_EQ(shoal_dealloc_pd(s->pd), 0) << shoal_last_error();
+      }
+      if (s->ctx) {
+        EXPECT_EQ(shoal_close(s->ctx), 0) << shoal_last_error();
+      }
     }
   }
   shoal_qp* make_qp(Side& s, uint32_t type) {
@@ -202,7 +210,9 @@ TEST_F(Api, SendReceivesEverySizeIntact) {
     char peer[SHOAL_ADDR_STRLEN];
     ASSERT_EQ(shoal_peer_addr_str(b.ctx, rc[0].peer_id, peer, sizeof(peer)), 0);
     EXPECT_EQ(std::string(peer), a.addr);
-    if (smr) ASSERT_EQ(shoal_dereg_mr(smr), 0);
+    if (smr) {
+      ASSERT_EQ(shoal_dereg_mr(smr), 0);
+    }
     ASSERT_EQ(shoal_dereg_mr(rmr), 0);
     mrs.clear();
   }
