@@ -68,7 +68,7 @@ class Driver {
   virtual uint32_t tx_burst(uint32_t q, std::span<TxPacket> pkts) = 0;
 };
 
-// Opens a driver from a URI: "sim://[fabric][?hosts=N]", "udp://IP:PORT",
+// Opens a driver from a URI: "sim://[fabric][?mtu=..&loss=..]", "udp://IP:PORT",
 // "dpdk://?eal=...". `queues` is the number of engines that will use it.
 // Errors: NotFound (unknown scheme), Unimplemented (a scheme this build has
 // no driver for), InvalidArgument (malformed URI or option).

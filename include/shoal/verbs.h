@@ -74,15 +74,15 @@
  *   is ENOTSUP; a malformed URI, an unknown key or a bad value is EINVAL
  *   (typos never pass silently).
  *
- *   sim://[name][?hosts=N&seed=S&...]
- *     In-process simulated fabric. Contexts opened with the same name in one
- *     process share one fabric; each context gets the next free host
- *     address ("sim:0", "sim:1", ...). The first open creates the fabric with
- *     the options given; later opens must give the same options or none
- *     (EINVAL otherwise). Default name "default", hosts=2. Opening more
- *     contexts than hosts is EADDRINUSE. Further keys (topology, link rate,
- *     delay, loss, ECN, trimming) belong to drivers/sim and are listed in its
- *     documentation. Address strings: "sim:H" (H = host index).
+ *   sim://[name][?mtu=B&inbox=N&loss=P&ecn=P&seed=S]
+ *     In-process loopback fabric (drivers/sim/loopback), in wall-clock time.
+ *     Contexts opened with the same name in one process share one fabric;
+ *     each engine of each context gets the next address ("sim:1", "sim:2",
+ *     ...). Default name "default". mtu: data payload bytes per packet
+ *     (256..9000, default 4096); inbox: packets an endpoint buffers (default
+ *     4096); loss: drop probability; ecn: probability a data packet arrives
+ *     CE-marked; seed: for both. Address strings: "sim:N". The virtual-time
+ *     fabrics of shoal-sim are a separate tool, not a URI.
  *   udp://IP[:PORT][?entropies=N&...]
  *     Kernel UDP (drivers/udp). IP is the local unicast IPv4 address to bind
  *     (a concrete address: it is this context's identity); PORT defaults to
