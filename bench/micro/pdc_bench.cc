@@ -57,7 +57,7 @@ class NullUpper : public pds::PdsUpper {
     *last = false;
     return true;
   }
-  size_t write_unit(pds::Pdc&, uint64_t, std::span<uint8_t> out) override {
+  size_t write_unit(pds::Pdc&, uint64_t, std::span<uint8_t> out, wire::NextHdr*) override {
     wire::SesRequest h;
     h.flags = wire::kSesFlagSom | wire::kSesFlagEom;
     h.req_len = 64;

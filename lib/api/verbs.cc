@@ -3,9 +3,9 @@
 // This first implementation covers library mode with one engine per
 // context: contexts, PDs, MRs (lkeys checked on every SGE, rkeys checked by
 // the engine on every packet), CQs that never drop a completion,
-// RUD/ROD/UUD QPs, AHs, SEND / SEND_WITH_IMM, RDMA WRITE / WRITE_WITH_IMM
-// and receives. What it does not do yet answers with a clear error instead
-// of a silent stub: RDMA READ and multi-SGE WRs (ENOTSUP at post), threaded
+// RUD/ROD/UUD QPs, AHs, SEND / SEND_WITH_IMM, RDMA WRITE / WRITE_WITH_IMM,
+// RDMA READ and receives. What it does not do yet answers with a clear error
+// instead of a silent stub: multi-SGE WRs (ENOTSUP at post), threaded
 // mode and more than one engine (ENOTSUP at open).
 //
 // Invariants: every object remembers its context; a context refuses to close
@@ -27,6 +27,7 @@
 #include "lib/base/log.h"
 #include "lib/base/slab.h"
 #include "lib/engine/engine.h"
+#include "lib/api/dump.h"
 #include "shoal/driver_sdk.h"
 
 namespace {
@@ -130,7 +131,9 @@ void deliver_completions(shoal_context* ctx) {
     for (uint32_t i = 0; i < n; ++i) {
       const shoal::ses::Completion& c = wc[i];
       shoal_qp* qp = c.qp < ctx->qp_by_index.size() ? ctx->qp_by_index[c.qp] : nullptr;
-      if ((c.opcode == shoal::ses::WcOpcode::kSend || c.opcode == shoal::ses::WcOpcode::kWrite) && (!qp || ctx->wrs[static_cast<uint32_t>(c.wr_id)].qp != qp)) {
+      const bool send_side = c.opcode == shoal::ses::WcOpcode::kSend || c.opcode == shoal::ses::WcOpcode::kWrite ||
+                             c.opcode == shoal::ses::WcOpcode::kRead;
+      if (send_side && (!qp || ctx->wrs[static_cast<uint32_t>(c.wr_id)].qp != qp)) {
         // The WR's QP was destroyed (and the WR reported flushed then): let
         // its record and pin go.
         shoal_context::WrRecord& rec = ctx->wrs[static_cast<uint32_t>(c.wr_id)];
@@ -164,8 +167,11 @@ void deliver_completions(shoal_context* ctx) {
         case shoal::ses::WcStatus::kWrFlushErr: out.status = SHOAL_WC_WR_FLUSH_ERR; break;
       }
       shoal_cq* cq;
-      if (c.opcode == shoal::ses::WcOpcode::kSend || c.opcode == shoal::ses::WcOpcode::kWrite) {
-        out.opcode = c.opcode == shoal::ses::WcOpcode::kWrite ? SHOAL_WC_RDMA_WRITE : SHOAL_WC_SEND;
+      if (c.opcode == shoal::ses::WcOpcode::kSend || c.opcode == shoal::ses::WcOpcode::kWrite ||
+          c.opcode == shoal::ses::WcOpcode::kRead) {
+        out.opcode = c.opcode == shoal::ses::WcOpcode::kWrite  ? SHOAL_WC_RDMA_WRITE
+                     : c.opcode == shoal::ses::WcOpcode::kRead ? SHOAL_WC_RDMA_READ
+                                                                : SHOAL_WC_SEND;
         cq = qp->send_cq;
         if (qp->sends_outstanding) --qp->sends_outstanding;
         const uint32_t token = static_cast<uint32_t>(c.wr_id);
@@ -578,11 +584,12 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
   shoal_context* ctx = qp->pd->ctx;
   for (; wr; wr = wr->next) {
     *bad_wr = wr;
-    if (wr->opcode == SHOAL_WR_RDMA_READ) return fail(ENOTSUP, "shoal_post_send: RDMA READ is not implemented yet");
     const bool write = wr->opcode == SHOAL_WR_RDMA_WRITE || wr->opcode == SHOAL_WR_RDMA_WRITE_WITH_IMM;
-    if (!write && wr->opcode != SHOAL_WR_SEND && wr->opcode != SHOAL_WR_SEND_WITH_IMM)
+    const bool read = wr->opcode == SHOAL_WR_RDMA_READ;
+    if (!write && !read && wr->opcode != SHOAL_WR_SEND && wr->opcode != SHOAL_WR_SEND_WITH_IMM)
       return fail(EINVAL, absl::StrFormat("shoal_post_send: unknown opcode %u", wr->opcode));
-    if (write && qp->type == SHOAL_QPT_UUD) return fail(EINVAL, "shoal_post_send: RDMA WRITE needs an RUD or ROD QP");
+    if ((write || read) && qp->type == SHOAL_QPT_UUD)
+      return fail(EINVAL, "shoal_post_send: RDMA WRITE and READ need an RUD or ROD QP");
     if (!wr->ah || wr->ah->pd != qp->pd) return fail(EINVAL, "shoal_post_send: the WR needs an AH of the QP's PD");
     if (wr->num_sge > qp->cap.max_send_sge || (wr->num_sge && !wr->sg_list))
       return fail(EINVAL, "shoal_post_send: num_sge above the QP's max_send_sge, or no sg_list");
@@ -594,13 +601,14 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
     if (wr->num_sge == 1) {
       std::string why;
       std::lock_guard<std::mutex> l(ctx->mu);
-      MrImpl* m = check_sge(ctx, wr->sg_list[0], 0, &why);
+      // A READ's SGE is where the bytes land: it needs LOCAL_WRITE.
+      MrImpl* m = check_sge(ctx, wr->sg_list[0], read ? SHOAL_ACCESS_LOCAL_WRITE : 0, &why);
       if (!m) {
         // A bad local key is a completion status, not a post error.
         shoal_wc w{};
         w.wr_id = wr->wr_id;
         w.status = SHOAL_WC_LOC_PROT_ERR;
-        w.opcode = SHOAL_WC_SEND;
+        w.opcode = read ? SHOAL_WC_RDMA_READ : write ? SHOAL_WC_RDMA_WRITE : SHOAL_WC_SEND;
         w.qp_num = qp->index;
         w.peer_id = wr->ah->peer;
         qp->send_cq->entries.push_back(w);
@@ -630,8 +638,8 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
                                               qp->sig_all || (wr->send_flags & SHOAL_SEND_SIGNALED) != 0};
     r.wr_id = token;
     r.has_imm = wr->opcode == SHOAL_WR_SEND_WITH_IMM || wr->opcode == SHOAL_WR_RDMA_WRITE_WITH_IMM;
-    if (write) {
-      r.op = shoal::ses::SendOp::kWrite;
+    if (write || read) {
+      r.op = write ? shoal::ses::SendOp::kWrite : shoal::ses::SendOp::kRead;
       r.remote_addr = wr->wr.rdma.remote_addr;
       r.rkey = wr->wr.rdma.rkey;
     }
@@ -686,3 +694,35 @@ int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_
 }
 
 }  // extern "C"
+
+namespace shoal::api {
+
+std::string dump(const shoal_context* ctx) {
+  const auto& t = ctx->engine->transport();
+  const auto& c = t.counters();
+  const auto p = t.pds_counters();
+  const auto& e = ctx->engine->counters();
+  std::string s = absl::StrFormat(
+      "context %s: engine polls %u (idle %u) rx %u tx %u tx_dropped %u timer_runs %u\n",
+      ctx->driver->format_addr(ctx->engine->local_addr()), e.polls, e.idle_polls, e.rx_packets, e.tx_packets,
+      e.tx_dropped, e.timer_runs);
+  s += absl::StrFormat(
+      "  transport: datagrams %u no_pdc %u mismatch %u malformed %u rnr %u access_denied %u msgs sent %u "
+      "received %u pdcs open %u failed %u freed %u waited %u\n",
+      c.rx_datagrams, c.rx_no_pdc, c.rx_pdc_mismatch, c.rx_ses_malformed, c.rx_rnr, c.rx_access_denied,
+      c.msgs_sent, c.msgs_received, t.pdcs_open(), c.pdcs_failed, c.pdcs_freed, c.msgs_waited_for_pdc);
+  s += "  wire errors:";
+  for (uint64_t v : c.rx_wire_errors) s += absl::StrFormat(" %u", v);
+  s += absl::StrFormat(
+      "\n  pds: tx %u retx %u rto %u tlp %u rack %u acks rx %u nacks rx %u rx %u delivered %u dup %u "
+      "oow %u refused %u acks tx %u nacks tx %u rnr tx/rx %u/%u rejects tx/rx %u/%u bad %u no_room %u\n",
+      p.tx_requests, p.retransmits, p.rto_fires, p.tlp_probes, p.rack_losses, p.acks_received, p.nacks_received,
+      p.rx_requests, p.rx_delivered, p.rx_duplicates, p.rx_out_of_window, p.rx_refused, p.acks_sent, p.nacks_sent,
+      p.rnr_nacks_sent, p.rnr_nacks_received, p.rejects_sent, p.rejects_received, p.bad_packets, p.tx_no_room);
+  const auto& pc = t.pool().counters();
+  s += absl::StrFormat("  pool: opened %u accepted %u closed_idle %u evicted %u freed %u shrunk %u waits %u\n",
+                       pc.opened, pc.accepted, pc.closed_idle, pc.evicted, pc.freed, pc.shrunk, pc.acquire_waits);
+  return s;
+}
+
+}  // namespace shoal::api

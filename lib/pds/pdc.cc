@@ -317,12 +317,11 @@ TimePoint Pdc::rto_deadline() const {
   return TimePoint::from_ns(head.last_send_ns) + rto_;
 }
 
-size_t Pdc::encode_request_header(const TxSlot& slot, Psn psn, bool retx, uint8_t* out) const {
-  (void)slot;
+size_t Pdc::encode_request_header(Psn psn, bool retx, wire::NextHdr next_hdr, uint8_t* out) const {
   wire::RequestHeader h;
   h.prologue.type =
       params_.mode == DeliveryMode::kRod ? wire::PdsType::kRodReq : wire::PdsType::kRudReq;
-  h.prologue.next_hdr = static_cast<uint8_t>(wire::NextHdr::kReqStd);
+  h.prologue.next_hdr = static_cast<uint8_t>(next_hdr);
   h.prologue.flags = retx ? wire::kReqFlagRetx : 0;
   h.psn = psn.value();
   h.spdcid = params_.local_id;
@@ -356,10 +355,13 @@ bool Pdc::emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& ba
     c.dpdcid = remote_id_;
     len = wire::encode_ctrl(c, std::span<uint8_t>(tx.data, tx.capacity));
   } else {
-    len = encode_request_header(s, psn, retx, tx.data);
+    // The SES part first: it says which SES header follows the PDS one.
+    wire::NextHdr next_hdr = wire::NextHdr::kReqStd;
     const size_t body = upper_->write_unit(
         *this, s.cookie,
-        std::span<uint8_t>(tx.data + len, tx.capacity - len - wire::kTrailerSize));
+        std::span<uint8_t>(tx.data + wire::kRequestSize, tx.capacity - wire::kRequestSize - wire::kTrailerSize),
+        &next_hdr);
+    len = encode_request_header(psn, retx, next_hdr, tx.data);
     if (body == 0) {
       // The buffer cannot hold this unit (a driver whose buffers are smaller
       // than its MTU promised): send nothing rather than a headless packet.

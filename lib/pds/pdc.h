@@ -146,7 +146,9 @@ class PdsUpper {
   // PDC asks again only once wake() was called.
   virtual bool next_unit(Pdc& pdc, uint64_t* cookie, bool* last) = 0;
   // Writes the SES header and payload of `cookie` at `out`; returns bytes.
-  virtual size_t write_unit(Pdc& pdc, uint64_t cookie, std::span<uint8_t> out) = 0;
+  // *next_hdr (preset to REQ_STD) names the SES header written: a READ
+  // response, say, is RSP_DATA.
+  virtual size_t write_unit(Pdc& pdc, uint64_t cookie, std::span<uint8_t> out, wire::NextHdr* next_hdr) = 0;
   // The unit was delivered (cumulatively or selectively acknowledged).
   virtual void on_unit_acked(Pdc& pdc, uint64_t cookie) = 0;
   // The unit will never be delivered. `ses_code` is the target's SES return
@@ -207,6 +209,8 @@ class Pdc {
 
   // ---- identity and state ----
   PdcState state() const { return state_; }
+  // Open and not asked to close: the only state new work may be queued in.
+  bool accepting() const { return state_ == PdcState::kOpen && !close_requested_; }
   PeerAddr peer() const { return params_.peer; }
   uint16_t local_id() const { return params_.local_id; }
   uint16_t remote_id() const { return remote_id_; }
@@ -261,7 +265,7 @@ class Pdc {
   void grow_sender();
   void grow_receiver(uint32_t needed);
   bool window_open() const;
-  size_t encode_request_header(const TxSlot& slot, Psn psn, bool retx, uint8_t* out) const;
+  size_t encode_request_header(Psn psn, bool retx, wire::NextHdr next_hdr, uint8_t* out) const;
   // `tail`: nothing else will follow right away; the packet carries AR.
   bool emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& batch);
   void on_ack(const wire::AckHeader& ack, TimePoint now);

@@ -54,7 +54,7 @@ class FakeUpper : public PdsUpper {
     *last = report_last && queue.empty();
     return true;
   }
-  size_t write_unit(Pdc&, uint64_t cookie, std::span<uint8_t> out) override {
+  size_t write_unit(Pdc&, uint64_t cookie, std::span<uint8_t> out, wire::NextHdr*) override {
     wire::SesRequest s;
     s.opcode = wire::SesOpcode::kSend;
     s.flags = wire::kSesFlagSom | wire::kSesFlagEom;

@@ -44,7 +44,7 @@ uint16_t PdcPool::acquire(PeerAddr peer, uint8_t tc, pds::DeliveryMode mode, Tim
   if (it != by_initiator_key_.end()) {
     // A PDC on its way out (idle close, eviction) takes no new work: the
     // work waits for it to go and then opens a fresh one.
-    if (entries_[it->second].pdc->state() != pds::PdcState::kOpen) {
+    if (!entries_[it->second].pdc->accepting()) {
       ++counters_.acquire_waits;
       return 0;
     }

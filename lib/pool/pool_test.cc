@@ -13,7 +13,7 @@ namespace {
 class NoUpper : public pds::PdsUpper {
  public:
   bool next_unit(pds::Pdc&, uint64_t*, bool*) override { return false; }
-  size_t write_unit(pds::Pdc&, uint64_t, std::span<uint8_t>) override { return 0; }
+  size_t write_unit(pds::Pdc&, uint64_t, std::span<uint8_t>, wire::NextHdr*) override { return 0; }
   void on_unit_acked(pds::Pdc&, uint64_t) override {}
   void on_unit_failed(pds::Pdc&, uint64_t, pds::UnitFailure, uint8_t) override {}
   pds::RequestVerdict on_request(pds::Pdc&, const wire::Packet&, TimePoint, uint8_t*) override {

@@ -33,8 +33,10 @@ Transport::Transport(const TransportConfig& config, PeerAddr self, uint64_t seed
       self_(self),
       rng_(seed),
       pool_(config_.pool, config_.pds, this, seed ^ 0x5ca1ab1e),
-      timers_(config_.pool.max_pdcs + 1, Duration::nanos(1), TimePoint::zero()) {
+      timers_(config_.pool.max_pdcs + 1 + config_.max_reads, Duration::nanos(1), TimePoint::zero()) {
   fired_.reserve(config_.pool.max_pdcs);
+  // READ slots travel as the 16-bit rd_msg_id of their responses.
+  reads_.reset(std::min<uint32_t>(config_.max_reads, 0xffff));
   ses_.resize(config_.pool.max_pdcs + 1);
   active_.reserve(config_.pool.max_pdcs);
   tx_msgs_.reset(config_.max_send_msgs);
@@ -63,8 +65,15 @@ absl::Status Transport::post_send(const SendRequest& req) {
   if (req.dst_qp >= 4096) {
     return absl::InvalidArgumentError(absl::StrFormat("dst_qp %u does not fit 12 bits", req.dst_qp));
   }
-  if (req.op == SendOp::kWrite && req.mode == DeliveryMode::kUud) {
-    return absl::InvalidArgumentError("RDMA WRITE needs a reliable mode (RUD or ROD), not UUD");
+  if (req.op != SendOp::kSend && req.mode == DeliveryMode::kUud) {
+    return absl::InvalidArgumentError("RDMA WRITE and READ need a reliable mode (RUD or ROD), not UUD");
+  }
+  if (req.op == SendOp::kReadResponse) {
+    return absl::InvalidArgumentError("kReadResponse is the engine's own, not a request to post");
+  }
+  if (req.op == SendOp::kRead && reads_.full()) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "%u RDMA READs outstanding (max_reads); poll completions first", reads_.capacity()));
   }
   if (req.mode == DeliveryMode::kUud && req.data.size() > config_.mtu_payload) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -104,6 +113,22 @@ absl::Status Transport::post_send(const SendRequest& req) {
   msg.op = req.op;
   msg.remote_addr = req.remote_addr;
   msg.rkey = req.rkey;
+  msg.landed = 0;
+  msg.request_acked = false;
+  msg.read_slot = kNoIndex;
+  msg.read_gen = 0;
+  if (req.op == SendOp::kRead) {
+    // One request packet; the bytes come back as READ responses.
+    msg.packets = 1;
+    const uint32_t slot = reads_.alloc();
+    PendingRead& pr = reads_[slot];
+    ++pr.gen;
+    pr.live = true;
+    pr.msg = m;
+    pr.timer = timers_.arm(last_now_ + config_.read_timeout, kReadTimerTag | (uint64_t{pr.gen} << 32) | slot);
+    msg.read_slot = slot;
+    msg.read_gen = pr.gen;
+  }
   msg.next = kNone;
   msg.pdc = id;
   if (req.mode == DeliveryMode::kUud) {
@@ -129,11 +154,15 @@ void Transport::enqueue_on_pdc(uint32_t m, uint16_t id) {
   PdcSes& ses = ses_[id];
   msg.pdc = id;
   msg.next = kNone;
-  msg.msg_id = ses.next_msg_id++;
+  // SEND and WRITE take a place in the PDC's msg_id order (ROD completes in
+  // it); READ requests and responses are matched by their read slot instead.
+  msg.msg_id = (msg.op == SendOp::kSend || msg.op == SendOp::kWrite) ? ses.next_msg_id++ : 0;
   ++ses.outstanding_msgs;
   if (ses.sendq_tail == kNone) ses.sendq_head = m; else tx_msgs_[ses.sendq_tail].next = m;
   ses.sendq_tail = m;
   pool_.get(id)->wake();
+  // Busy now: the pool must not shrink or close it under this work.
+  pool_.after_event(id, /*idle=*/false, last_now_);
   activate(id);
 }
 
@@ -208,24 +237,96 @@ absl::Status Transport::deregister_memory(uint64_t rkey) {
   return absl::OkStatus();
 }
 
-uint8_t* Transport::write_target(uint64_t rkey, uint64_t remote_addr, uint32_t msg_len, uint32_t msg_off) {
+uint8_t* Transport::region_range(uint64_t rkey, uint64_t remote_addr, uint64_t len, uint32_t right,
+                                 wire::SesReturnCode* why) {
   auto it = regions_.find(rkey);
-  if (it == regions_.end()) return nullptr;
+  if (it == regions_.end()) {
+    *why = wire::SesReturnCode::kBadMkey;
+    return nullptr;
+  }
   const Region& r = it->second;
-  if (!(r.access & kRemoteWrite)) return nullptr;
-  // Offset of the packet's first byte from the region's start, overflow-safe.
+  if (!(r.access & right)) {
+    *why = wire::SesReturnCode::kPermViolation;
+    return nullptr;
+  }
+  // Offset of the first byte from the region's start, overflow-safe.
   const uint64_t base = reinterpret_cast<uint64_t>(r.addr);
   uint64_t start;
   if (r.access & kZeroBased) {
     start = remote_addr;
   } else {
-    if (remote_addr < base) return nullptr;
-    start = remote_addr - base;
+    start = remote_addr < base ? ~uint64_t{0} : remote_addr - base;
   }
+  if (start > r.len || len > r.len - start) {
+    *why = wire::SesReturnCode::kBadAddr;
+    return nullptr;
+  }
+  return r.addr + start;
+}
+
+uint8_t* Transport::write_target(uint64_t rkey, uint64_t remote_addr, uint32_t msg_len, uint32_t msg_off) {
   // The whole message must fit, so that no packet of a message that runs
   // past the region writes anything (not only the ones that overflow).
-  if (start > r.len || msg_len > r.len - start || msg_off > msg_len) return nullptr;
-  return r.addr + start + msg_off;
+  wire::SesReturnCode why;
+  uint8_t* start = region_range(rkey, remote_addr, msg_len, kRemoteWrite, &why);
+  if (!start || msg_off > msg_len) return nullptr;
+  return start + msg_off;
+}
+
+pds::RequestVerdict Transport::serve_read(pds::Pdc& pdc, const wire::SesRequest& h, uint8_t* ses_code) {
+  wire::SesReturnCode why = wire::SesReturnCode::kOk;
+  uint8_t* src = region_range(h.mem_key, h.buf_off, h.req_len, kRemoteRead, &why);
+  if (!src) {
+    ++counters_.rx_access_denied;
+    *ses_code = static_cast<uint8_t>(why);
+    return pds::RequestVerdict::kRejected;
+  }
+  if (tx_msgs_.full()) return pds::RequestVerdict::kRnr;  // no room to answer now: ask again later
+  // The answer is a message of our own back to the reader, on our PDC to
+  // it (opened with 0 RTT if needed), carrying the reader's slot.
+  const uint32_t m = tx_msgs_.alloc();
+  TxMsg& msg = tx_msgs_[m];
+  msg = TxMsg{};
+  msg.data = src;
+  msg.len = h.req_len;
+  msg.peer = pdc.peer();
+  msg.mode = pdc.mode();
+  msg.op = SendOp::kReadResponse;
+  msg.packets = msg.len == 0 ? 1 : (msg.len + config_.mtu_payload - 1) / config_.mtu_payload;
+  msg.read_slot = static_cast<uint32_t>(h.cmpl_data & 0xffffffffu);
+  msg.read_gen = static_cast<uint8_t>(h.cmpl_data >> 32);
+  msg.next = kNone;
+  ++counters_.reads_served;
+  const uint16_t id = pool_.acquire(msg.peer, 0, msg.mode, last_now_);
+  drain_pool_wakes();
+  if (id == 0) {
+    if (wait_tail_ == kNone) wait_head_ = m; else tx_msgs_[wait_tail_].next = m;
+    wait_tail_ = m;
+  } else {
+    enqueue_on_pdc(m, id);
+  }
+  return pds::RequestVerdict::kAccepted;
+}
+
+pds::RequestVerdict Transport::on_read_response(pds::Pdc& pdc, const wire::Packet& pkt) {
+  const wire::SesResponse& r = pkt.ses_response;
+  const uint32_t slot = r.rd_msg_id;
+  if (slot >= reads_.capacity() || !reads_[slot].live || reads_[slot].gen != r.ri_gen) {
+    ++counters_.read_responses_stale;  // its READ ended (timed out): acknowledge, drop
+    return pds::RequestVerdict::kDiscard;
+  }
+  const uint32_t m = reads_[slot].msg;
+  TxMsg& msg = tx_msgs_[m];
+  const uint32_t payload = static_cast<uint32_t>(pkt.payload.size());
+  if (msg.peer != pdc.peer() || r.mod_len != msg.len || uint64_t{r.msg_off} + payload > msg.len) {
+    ++counters_.rx_ses_malformed;
+    return pds::RequestVerdict::kDiscard;
+  }
+  if (payload) std::memcpy(const_cast<uint8_t*>(msg.data) + r.msg_off, pkt.payload.data(), payload);
+  msg.landed += payload;
+  counters_.payload_bytes_received += payload;
+  maybe_finish_read(m);
+  return pds::RequestVerdict::kAccepted;
 }
 
 absl::Status Transport::post_recv(uint16_t qp, std::span<uint8_t> buffer, uint64_t wr_id) {
@@ -326,9 +427,21 @@ void Transport::update_timer(uint16_t id) {
 }
 
 void Transport::forget_pdc(uint16_t id) {
-  // The pool has freed the id; whatever SES kept for it goes too. (A PDC the
-  // pool closes cleanly has nothing queued and nothing outstanding.)
-  if (ses_[id].timer != kNoIndex) timers_.cancel(ses_[id].timer);
+  // The pool has freed the id; whatever SES kept for it goes too. A PDC the
+  // pool closed cleanly has nothing outstanding, but work may have been
+  // queued on it in the moment it was deciding to close: that work goes back
+  // to wait for a PDC (a new one opens with 0 RTT), ahead of later work.
+  PdcSes& ses = ses_[id];
+  if (ses.sendq_head != kNone) {
+    tx_msgs_[ses.sendq_tail].next = wait_head_;
+    if (wait_head_ == kNone) wait_tail_ = ses.sendq_tail;
+    wait_head_ = ses.sendq_head;
+    for (uint32_t m = ses.sendq_head;; m = tx_msgs_[m].next) {
+      tx_msgs_[m].pdc = 0;
+      if (m == ses.sendq_tail) break;
+    }
+  }
+  if (ses.timer != kNoIndex) timers_.cancel(ses.timer);
   ses_[id] = PdcSes();
   ++counters_.pdcs_freed;
   retry_waiting();
@@ -482,8 +595,27 @@ void Transport::on_timeout(TimePoint now) {
   // Collect first, act after: acting re-arms timers, and a timer re-armed
   // for `now` inside advance() would fire again in the same call.
   fired_.clear();
-  timers_.advance(now, [this](uint32_t, uint64_t cookie) { fired_.push_back(static_cast<uint16_t>(cookie)); });
-  for (uint16_t id : fired_) {
+  timers_.advance(now, [this](uint32_t, uint64_t cookie) { fired_.push_back(cookie); });
+  for (uint64_t cookie : fired_) {
+    if (cookie & kReadTimerTag) {
+      // A READ whose data did not all arrive in time.
+      const uint32_t slot = static_cast<uint32_t>(cookie & 0xffffffffu);
+      PendingRead& pr = reads_[slot];
+      pr.timer = kNoIndex;
+      if (pr.live && pr.gen == static_cast<uint8_t>(cookie >> 32)) {
+        ++counters_.read_timeouts;
+        TxMsg& msg = tx_msgs_[pr.msg];
+        if (msg.request_acked) {
+          finish_tx(pr.msg, WcStatus::kRetryExcErr);
+        } else {
+          // The request itself is still with the PDS, which ends it (acked
+          // or failed) by its own budget; wait for that.
+          pr.timer = timers_.arm(now + config_.read_timeout, cookie);
+        }
+      }
+      continue;
+    }
+    const uint16_t id = static_cast<uint16_t>(cookie);
     PdcSes& ses = ses_[id];
     ses.timer = kNoIndex;  // released by advance(): it was not re-armed inside
     pds::Pdc* pdc = pool_.get(id);
@@ -516,9 +648,42 @@ bool Transport::next_unit(pds::Pdc& pdc, uint64_t* cookie, bool* last) {
   return true;
 }
 
-size_t Transport::encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size_t cap) const {
+size_t Transport::encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size_t cap,
+                             wire::NextHdr* next_hdr) const {
   const uint32_t off = packet * config_.mtu_payload;
+  if (m.op == SendOp::kRead) {
+    // The request: where and how much; no payload. cmpl_data names the slot
+    // (and its generation) the responses must come back to.
+    wire::SesRequest h;
+    h.opcode = wire::SesOpcode::kRead;
+    h.flags = wire::kSesFlagSom | wire::kSesFlagEom;
+    h.msg_id = m.msg_id;
+    h.job_id = config_.job_id;
+    h.res_index = m.dst_qp;
+    h.initiator = m.src_qp;
+    h.buf_off = m.remote_addr;
+    h.mem_key = m.rkey;
+    h.cmpl_data = (uint64_t{m.read_gen} << 32) | m.read_slot;
+    h.req_len = m.len;
+    return wire::encode_ses_request(h, std::span<uint8_t>(out, cap));
+  }
   const uint32_t len = std::min(config_.mtu_payload, m.len - off);
+  if (m.op == SendOp::kReadResponse) {
+    if (cap < wire::kSesResponseDataSize + len) return 0;
+    wire::SesResponse r;
+    r.opcode = 2;  // response with data
+    r.ret_code = static_cast<uint8_t>(wire::SesReturnCode::kOk);
+    r.job_id = config_.job_id;
+    r.rd_msg_id = static_cast<uint16_t>(m.read_slot);
+    r.ri_gen = m.read_gen;
+    r.payload_len = static_cast<uint16_t>(len);
+    r.mod_len = m.len;
+    r.msg_off = off;
+    const size_t n = wire::encode_ses_response(r, /*with_data=*/true, std::span<uint8_t>(out, cap));
+    if (len) std::memcpy(out + n, m.data + off, len);
+    *next_hdr = wire::NextHdr::kRspData;
+    return n + len;
+  }
   if (cap < wire::kSesRequestSize + len) return 0;
   wire::SesRequest h;
   h.opcode = m.op == SendOp::kWrite ? wire::SesOpcode::kWrite : wire::SesOpcode::kSend;
@@ -544,20 +709,35 @@ size_t Transport::encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size
   return n + len;
 }
 
-size_t Transport::write_unit(pds::Pdc& pdc, uint64_t cookie, std::span<uint8_t> out) {
+size_t Transport::write_unit(pds::Pdc& pdc, uint64_t cookie, std::span<uint8_t> out, wire::NextHdr* next_hdr) {
   (void)pdc;
   const TxMsg& m = tx_msgs_[cookie >> 32];
-  return encode_ses(m, static_cast<uint32_t>(cookie), out.data(), out.size());
+  return encode_ses(m, static_cast<uint32_t>(cookie), out.data(), out.size(), next_hdr);
 }
 
 void Transport::finish_tx(uint32_t m, WcStatus status) {
   TxMsg& msg = tx_msgs_[m];
+  if (msg.op == SendOp::kRead && msg.read_slot != kNoIndex) {
+    PendingRead& pr = reads_[msg.read_slot];
+    if (pr.timer != kNoIndex) timers_.cancel(pr.timer);
+    pr.timer = kNoIndex;
+    pr.live = false;
+    pr.msg = kNoIndex;
+    reads_.free(msg.read_slot);
+    msg.read_slot = kNoIndex;
+  }
+  if (msg.op == SendOp::kReadResponse) {
+    // The engine's own message: nobody waits for a completion here.
+    if (msg.mode != DeliveryMode::kUud && msg.pdc && ses_[msg.pdc].outstanding_msgs) --ses_[msg.pdc].outstanding_msgs;
+    tx_msgs_.free(m);
+    return;
+  }
   if (msg.mode != DeliveryMode::kUud && msg.pdc && ses_[msg.pdc].outstanding_msgs) --ses_[msg.pdc].outstanding_msgs;
   if (msg.signaled || status != WcStatus::kSuccess) {
     Completion c;
     c.wr_id = msg.wr_id;
     c.status = status;
-    c.opcode = msg.op == SendOp::kWrite ? WcOpcode::kWrite : WcOpcode::kSend;
+    c.opcode = msg.op == SendOp::kWrite ? WcOpcode::kWrite : msg.op == SendOp::kRead ? WcOpcode::kRead : WcOpcode::kSend;
     c.byte_len = msg.len;
     c.peer = msg.peer;
     c.qp = msg.src_qp;
@@ -570,7 +750,19 @@ void Transport::on_unit_acked(pds::Pdc& pdc, uint64_t cookie) {
   (void)pdc;
   const uint32_t m = static_cast<uint32_t>(cookie >> 32);
   TxMsg& msg = tx_msgs_[m];
+  if (msg.op == SendOp::kRead) {
+    // The request arrived; the READ ends when its bytes have too.
+    ++msg.resolved;
+    msg.request_acked = true;
+    maybe_finish_read(m);
+    return;
+  }
   if (++msg.resolved == msg.packets) finish_tx(m, msg.failed ? msg.fail_status : WcStatus::kSuccess);
+}
+
+void Transport::maybe_finish_read(uint32_t m) {
+  TxMsg& msg = tx_msgs_[m];
+  if (msg.request_acked && msg.landed == msg.len) finish_tx(m, WcStatus::kSuccess);
 }
 
 namespace {
@@ -618,11 +810,13 @@ void Transport::on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure 
 pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt, TimePoint now,
                                           uint8_t* ses_code) {
   (void)now;
+  if (pkt.has_ses_response) return on_read_response(pdc, pkt);
   if (!pkt.has_ses_request) {
     ++counters_.rx_ses_malformed;
     return pds::RequestVerdict::kDiscard;
   }
   const wire::SesRequest& h = pkt.ses_request;
+  if (h.opcode == wire::SesOpcode::kRead) return serve_read(pdc, h, ses_code);
   if (h.opcode != wire::SesOpcode::kSend && h.opcode != wire::SesOpcode::kWrite) {
     ++counters_.rx_unsupported_op;
     return pds::RequestVerdict::kDiscard;
@@ -794,7 +988,8 @@ bool Transport::emit_uud(TxBatch& batch) {
   u.prologue.next_hdr = static_cast<uint8_t>(wire::NextHdr::kReqStd);
   size_t n = wire::encode_uud(u, std::span<uint8_t>(tx.data, tx.capacity));
   if (n == 0) return false;
-  const size_t body = encode_ses(msg, 0, tx.data + n, tx.capacity - n - wire::kTrailerSize);
+  wire::NextHdr uud_next = wire::NextHdr::kReqStd;
+  const size_t body = encode_ses(msg, 0, tx.data + n, tx.capacity - n - wire::kTrailerSize, &uud_next);
   if (body == 0) return false;
   tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), n + body));
   tx.peer = msg.peer;

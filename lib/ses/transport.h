@@ -67,12 +67,15 @@ enum class WcOpcode : uint8_t {
   kRecv = 1,
   kWrite = 2,             // an RDMA WRITE this side sent
   kRecvRdmaWithImm = 3,   // a WRITE_WITH_IMM landed here and took a receive
+  kRead = 4,              // an RDMA READ this side asked for, all bytes landed
 };
 
 // What a send request does at the target.
 enum class SendOp : uint8_t {
   kSend = 0,   // into the next posted receive buffer
   kWrite = 1,  // into registered memory named by rkey + remote_addr
+  kRead = 2,   // from registered memory named by rkey + remote_addr into `data`
+  kReadResponse = 3,  // internal: the bytes a READ asked for, going back
 };
 
 // Access rights of a registered region (register_memory).
@@ -99,8 +102,10 @@ struct SendRequest {
   DeliveryMode mode = DeliveryMode::kRud;
   uint8_t tc = 0;  // traffic class: PDCs are per (peer, tc, mode)
   SendOp op = SendOp::kSend;
-  uint64_t remote_addr = 0;  // kWrite: target address (an offset with kZeroBased regions)
-  uint64_t rkey = 0;         // kWrite: the target region's key
+  uint64_t remote_addr = 0;  // kWrite/kRead: target address (an offset with kZeroBased regions)
+  uint64_t rkey = 0;         // kWrite/kRead: the target region's key
+  // kSend/kWrite: the bytes to send. kRead: the local buffer the bytes read
+  // land in (written by the engine; its size is the read length).
   std::span<const uint8_t> data;
   uint64_t wr_id = 0;
   bool has_imm = false;
@@ -119,6 +124,11 @@ struct TransportConfig {
   uint32_t max_msgs_per_pdc = 8192;
   uint32_t job_id = 1;
   pool::PoolConfig pool;  // PDC bound, idle shrink/close, linger
+  // RDMA READs outstanding at once, and how long one may wait for its data
+  // after the request went out (longer than a peer's retry budget, so that
+  // a response still being retransmitted is not given up early).
+  uint32_t max_reads = 4096;
+  Duration read_timeout = Duration::seconds(2);
 };
 
 struct TransportCounters {
@@ -130,7 +140,10 @@ struct TransportCounters {
   uint64_t rx_unsupported_op = 0;
   uint64_t rx_rnr = 0;             // no receive buffer posted (refused)
   uint64_t rx_uud_dropped = 0;
-  uint64_t rx_access_denied = 0;   // WRITE to an unknown rkey, outside it, or without the right
+  uint64_t rx_access_denied = 0;   // WRITE/READ to an unknown rkey, outside it, or without the right
+  uint64_t reads_served = 0;       // READ requests answered with data
+  uint64_t read_responses_stale = 0;  // data for a READ that had ended (timed out): dropped
+  uint64_t read_timeouts = 0;
   uint64_t rx_trimmed = 0;         // trimmed requests (answered with NACK TRIMMED)
   uint64_t pdcs_failed = 0;
   uint64_t pdcs_freed = 0;
@@ -222,6 +235,18 @@ class Transport final : public pds::PdsUpper {
     SendOp op;
     uint64_t remote_addr;
     uint64_t rkey;
+    // kRead: its slot in reads_ and the bytes landed so far; whether the
+    // request itself was acknowledged. kReadResponse: the initiator's slot.
+    uint32_t read_slot;
+    uint8_t read_gen;
+    uint32_t landed;
+    bool request_acked;
+  };
+  struct PendingRead {
+    uint32_t msg = kNoIndex;  // the kRead TxMsg
+    uint32_t timer = kNoIndex;
+    uint8_t gen = 0;          // bumped on every reuse: stale data is recognised
+    bool live = false;
   };
   struct RxMsg {
     uint8_t* buf;
@@ -259,7 +284,7 @@ class Transport final : public pds::PdsUpper {
 
   // PdsUpper.
   bool next_unit(pds::Pdc& pdc, uint64_t* cookie, bool* last) override;
-  size_t write_unit(pds::Pdc& pdc, uint64_t cookie, std::span<uint8_t> out) override;
+  size_t write_unit(pds::Pdc& pdc, uint64_t cookie, std::span<uint8_t> out, wire::NextHdr* next_hdr) override;
   void on_unit_acked(pds::Pdc& pdc, uint64_t cookie) override;
   void on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure why, uint8_t ses_code) override;
   pds::RequestVerdict on_request(pds::Pdc& pdc, const wire::Packet& pkt, TimePoint now, uint8_t* ses_code) override;
@@ -278,7 +303,12 @@ class Transport final : public pds::PdsUpper {
   bool emit_uud(TxBatch& batch);
   void on_uud(const wire::Packet& pkt, const RxMeta& meta);
   bool pop_recv(uint16_t qp, RecvBuf* out);
-  size_t encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size_t cap) const;
+  size_t encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size_t cap, wire::NextHdr* next_hdr) const;
+  pds::RequestVerdict serve_read(pds::Pdc& pdc, const wire::SesRequest& h, uint8_t* ses_code);
+  pds::RequestVerdict on_read_response(pds::Pdc& pdc, const wire::Packet& pkt);
+  void maybe_finish_read(uint32_t m);
+  // The region range [start, start + len) of `rkey` that `right` allows, or nullptr.
+  uint8_t* region_range(uint64_t rkey, uint64_t remote_addr, uint64_t len, uint32_t right, wire::SesReturnCode* why);
   void push_completion(const Completion& c);
 
   TransportConfig config_;
@@ -290,7 +320,7 @@ class Transport final : public pds::PdsUpper {
   // One timer per PDC at its next_deadline(), so that finding the next
   // deadline and firing due ones never scans the pool. 1 ns ticks: exact.
   TimerWheel timers_;
-  std::vector<uint16_t> fired_;        // scratch for on_timeout
+  std::vector<uint64_t> fired_;        // scratch for on_timeout: fired cookies
   std::vector<uint16_t> active_;       // PDCs that may want to transmit
   uint32_t wait_head_ = kNone, wait_tail_ = kNone;  // sends waiting for a PDC
   TimePoint last_now_;                 // the latest `now` any entry point saw
@@ -300,6 +330,8 @@ class Transport final : public pds::PdsUpper {
   uint32_t uud_head_ = kNone, uud_tail_ = kNone;
 
   Slab<RxMsg> rx_msgs_;
+  Slab<PendingRead> reads_;
+  static constexpr uint64_t kReadTimerTag = uint64_t{1} << 63;  // timers_ cookie of a READ timeout
   absl::flat_hash_map<uint32_t, uint32_t> rx_index_;  // (pdc id << 16 | msg_id) -> rx msg
   // Endpoints (QPs) of this engine; QP 0 always exists.
   struct Endpoint {

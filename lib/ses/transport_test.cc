@@ -368,6 +368,41 @@ TEST(Transport, IdlePdcsCloseAndReopenWithZeroRtt) {
   EXPECT_EQ(p.h(1).pool().counters().accepted, 2u);
 }
 
+TEST(Transport, WorkPostedAsAnIdlePdcIsClosingWaitsForAFreshOne) {
+  // The race a wall-clock engine hit: the pool decides to close an idle PDC
+  // and, before its CLOSE leaves, the application posts to the same peer.
+  // The work must neither be queued on the closing PDC (it would never be
+  // sent) nor lost when that PDC is freed.
+  TransportConfig c = small_mtu();
+  c.pool.idle_shrink = Duration::micros(5);
+  c.pool.idle_close = Duration::micros(10);
+  c.pool.close_linger = Duration::micros(20);
+  Pair p(c);
+  const auto m1 = pattern(100, 1), m2 = pattern(100, 2);
+  std::vector<uint8_t> r1(100), r2(100);
+  ASSERT_TRUE(p.h(1).post_recv(0, r1, 1).ok());
+  ASSERT_TRUE(p.h(1).post_recv(0, r2, 2).ok());
+  ASSERT_TRUE(p.h(0).post_send(send_to(m1, 1)).ok());
+  p.run(Duration::micros(5));
+  ASSERT_EQ(p.completions(1).size(), 1u);
+  ASSERT_EQ(p.completions(0).size(), 1u);
+  // The idle clocks run out: shrink, then close (only requested so far).
+  p.now += Duration::micros(40);
+  p.h(0).on_timeout(p.now);
+  p.now += Duration::micros(40);
+  p.h(0).on_timeout(p.now);
+  ASSERT_EQ(p.h(0).pool().counters().closed_idle, 1u);
+  ASSERT_TRUE(p.h(0).post_send(send_to(m2, 2)).ok());  // before the CLOSE went out
+  p.run(Duration::millis(2));
+  auto rc = p.completions(1);
+  ASSERT_EQ(rc.size(), 1u);
+  EXPECT_EQ(r2, m2);
+  auto sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, WcStatus::kSuccess);
+  EXPECT_EQ(p.h(0).pool().counters().opened, 2u);  // a fresh PDC carried it
+}
+
 TEST(Transport, AtThePdcBoundWorkWaitsForAnEvictionAndThenCompletes) {
   TransportConfig c = small_mtu();
   c.pool.max_pdcs = 1;  // one PDC at the sender: every traffic class shares the bound
@@ -579,6 +614,78 @@ TEST(Transport, SendToAQpThatDoesNotExistIsRemInvReqErr) {
   auto sc = p.completions(0);
   ASSERT_EQ(sc.size(), 1u);
   EXPECT_EQ(sc[0].status, WcStatus::kRemInvReqErr);
+}
+
+SendRequest read_from(std::vector<uint8_t>& sink, uint64_t wr_id, uint64_t rkey, uint64_t addr,
+                      DeliveryMode mode = DeliveryMode::kRud) {
+  SendRequest r = send_to(sink, wr_id, mode);
+  r.op = SendOp::kRead;
+  r.rkey = rkey;
+  r.remote_addr = addr;
+  return r;
+}
+
+TEST(Transport, ReadBringsTheBytesBackAndCompletesOnlyWhenAllLanded) {
+  Pair p(small_mtu());
+  std::vector<uint8_t> region = pattern(3000, 8);
+  auto rkey = p.h(1).register_memory(region.data(), region.size(), kRemoteRead);
+  std::vector<uint8_t> sink(1000, 0);
+  const uint64_t addr = reinterpret_cast<uint64_t>(region.data()) + 500;
+  ASSERT_TRUE(p.h(0).post_send(read_from(sink, 4, *rkey, addr)).ok());
+  // Lose two of the response packets once: they come again.
+  int dropped = 0;
+  p.run(Duration::millis(5), [&](const Datagram& d) {
+    wire::Packet pkt;
+    if (d.to == 0 && dropped < 2 && wire::parse_datagram(d.bytes, pkt) == wire::WireError::kOk &&
+        pkt.has_ses_response) {
+      ++dropped;
+      return false;
+    }
+    return true;
+  });
+  EXPECT_EQ(dropped, 2);
+  auto sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].opcode, WcOpcode::kRead);
+  EXPECT_EQ(sc[0].status, WcStatus::kSuccess);
+  EXPECT_EQ(sc[0].wr_id, 4u);
+  EXPECT_TRUE(std::equal(sink.begin(), sink.end(), region.begin() + 500));
+  EXPECT_TRUE(p.completions(1).empty());  // nothing to see at the target
+  EXPECT_EQ(p.h(1).counters().reads_served, 1u);
+  // Zero-based, and a zero-length READ.
+  auto zkey = p.h(1).register_memory(region.data(), region.size(), kRemoteRead | kZeroBased);
+  std::vector<uint8_t> sink2(100, 0), none;
+  ASSERT_TRUE(p.h(0).post_send(read_from(sink2, 5, *zkey, 2900)).ok());
+  ASSERT_TRUE(p.h(0).post_send(read_from(none, 6, *zkey, 0)).ok());
+  p.run(Duration::millis(5));
+  sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 2u);
+  for (const auto& wc : sc) EXPECT_EQ(wc.status, WcStatus::kSuccess);
+  EXPECT_TRUE(std::equal(sink2.begin(), sink2.end(), region.begin() + 2900));
+}
+
+TEST(Transport, ReadOutsideItsRightsIsRemAccessErrAndTouchesNothing) {
+  Pair p(small_mtu());
+  std::vector<uint8_t> region(1000, 9);
+  auto rkey = p.h(1).register_memory(region.data(), region.size(), kRemoteRead | kZeroBased);
+  auto wkey = p.h(1).register_memory(region.data(), region.size(), kRemoteWrite | kZeroBased);
+  std::vector<uint8_t> a(200, 0), b(200, 0), c(200, 0);
+  ASSERT_TRUE(p.h(0).post_send(read_from(a, 1, *rkey, 900)).ok());   // past the end
+  ASSERT_TRUE(p.h(0).post_send(read_from(b, 2, *wkey, 0)).ok());     // no READ right
+  ASSERT_TRUE(p.h(0).post_send(read_from(c, 3, *rkey + 2, 0)).ok()); // no such key
+  p.run(Duration::millis(5));
+  auto sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 3u);
+  for (const auto& wc : sc) EXPECT_EQ(wc.status, WcStatus::kRemAccessErr) << wc.wr_id;
+  for (auto* v : {&a, &b, &c})
+    for (uint8_t x : *v) ASSERT_EQ(x, 0);
+}
+
+TEST(Transport, ReadOnUudIsRefusedAtPost) {
+  Pair p(small_mtu());
+  std::vector<uint8_t> sink(10);
+  EXPECT_EQ(p.h(0).post_send(read_from(sink, 1, 1, 0, DeliveryMode::kUud)).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(Transport, RodKeepsWritesAndSendsInOneOrder) {

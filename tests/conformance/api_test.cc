@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/api/dump.h"
 #include "shoal/verbs.h"
 
 namespace {
@@ -145,7 +146,8 @@ class Api : public ::testing::Test {
       const int n = shoal_poll_cq(s.cq, 16, wc);
       if (n > 0) got.insert(got.end(), wc, wc + n);
     }
-    EXPECT_EQ(got.size(), want) << "timed out waiting for completions";
+    EXPECT_EQ(got.size(), want) << "timed out waiting for completions\n"
+                                << (a.ctx ? shoal::api::dump(a.ctx) : "") << (b.ctx ? shoal::api::dump(b.ctx) : "");
     return got;
   }
 
@@ -466,6 +468,52 @@ TEST_F(Api, SendToADestroyedQpFailsWithRemInvReqErr) {
   EXPECT_EQ(sc[0].status, SHOAL_WC_REM_INV_REQ_ERR);
 }
 
+TEST_F(Api, RdmaReadBringsRemoteBytesAndPastTheMrEndFails) {
+  std::vector<uint8_t> region(2 * mtu + 300), sink(mtu + 700, 0), bad_sink(64, 0);
+  for (size_t i = 0; i < region.size(); ++i) region[i] = static_cast<uint8_t>(i * 11 + 3);
+  shoal_mr* rmr = reg(b, region, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_READ);
+  shoal_mr* smr = reg(a, sink);
+  shoal_mr* bmr = reg(a, bad_sink);
+  shoal_ah* ah = ah_to(a, b, b.qp);
+  shoal_sge sge{reinterpret_cast<uint64_t>(sink.data()), static_cast<uint32_t>(sink.size()), smr->lkey};
+  shoal_send_wr wr{};
+  wr.wr_id = 1;
+  wr.sg_list = &sge;
+  wr.num_sge = 1;
+  wr.opcode = SHOAL_WR_RDMA_READ;
+  wr.send_flags = SHOAL_SEND_SIGNALED;
+  wr.ah = ah;
+  wr.wr.rdma.remote_addr = reinterpret_cast<uint64_t>(region.data()) + 100;
+  wr.wr.rdma.rkey = rmr->rkey;
+  shoal_send_wr* bad = nullptr;
+  ASSERT_EQ(shoal_post_send(a.qp, &wr, &bad), 0) << shoal_last_error();
+  auto sc = wait(a, 1);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_SUCCESS);
+  EXPECT_EQ(sc[0].opcode, SHOAL_WC_RDMA_READ);
+  EXPECT_TRUE(std::equal(sink.begin(), sink.end(), region.begin() + 100));
+  // A READ that runs past the end of the remote MR fails, and writes nothing.
+  shoal_sge bsge{reinterpret_cast<uint64_t>(bad_sink.data()), 64, bmr->lkey};
+  wr.wr_id = 2;
+  wr.sg_list = &bsge;
+  wr.wr.rdma.remote_addr = reinterpret_cast<uint64_t>(region.data()) + region.size() - 10;
+  ASSERT_EQ(shoal_post_send(a.qp, &wr, &bad), 0);
+  sc = wait(a, 1);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_REM_ACCESS_ERR);
+  for (uint8_t v : bad_sink) ASSERT_EQ(v, 0);
+  // The READ's own SGE must be writable locally.
+  std::vector<uint8_t> ro(64);
+  shoal_mr* romr = reg(a, ro, SHOAL_ACCESS_REMOTE_READ);
+  shoal_sge rosge{reinterpret_cast<uint64_t>(ro.data()), 64, romr->lkey};
+  wr.wr_id = 3;
+  wr.sg_list = &rosge;
+  ASSERT_EQ(shoal_post_send(a.qp, &wr, &bad), 0);
+  sc = wait(a, 1);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_LOC_PROT_ERR);
+}
+
 TEST_F(Api, UnimplementedOpcodesAreRefusedAtPostNotFaked) {
   std::vector<uint8_t> src(64);
   shoal_mr* smr = reg(a, src, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE);
@@ -481,8 +529,10 @@ TEST_F(Api, UnimplementedOpcodesAreRefusedAtPostNotFaked) {
   w2 = w1;
   w2.wr_id = 2;
   w2.next = nullptr;
-  w2.opcode = SHOAL_WR_RDMA_READ;
-  w2.wr.rdma.rkey = smr->rkey;
+  // Two SGEs in one WR are not implemented yet.
+  shoal_sge two[2] = {sge, sge};
+  w2.sg_list = two;
+  w2.num_sge = 2;
   shoal_send_wr* bad = nullptr;
   EXPECT_EQ(shoal_post_send(a.qp, &w1, &bad), ENOTSUP);
   EXPECT_EQ(bad, &w2);  // the SEND before it was posted
