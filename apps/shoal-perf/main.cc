@@ -29,8 +29,9 @@ const char* kHelp =
     "usage: shoal-perf [flags]\n\n"
     "Point-to-point bandwidth and latency over Shoal's C API.\n\n"
     "  --driver URI     driver to open (default sim://perf); on sim:// both ends run here\n"
-    "  --op OP          send | write (RDMA WRITE; latency uses WRITE_WITH_IMM) (default send)\n"
-    "                   read is not implemented yet and exits with status 2\n"
+    "  --op OP          send | write | read (default send). Latency: send and write\n"
+    "                   (WRITE_WITH_IMM) ping-pong, reported one way; read reports\n"
+    "                   the whole READ (request out, data back), as ib_read_lat does\n"
     "  --size N         message bytes (default 65536)\n"
     "  --iters N        messages in the bandwidth phase (default 10000)\n"
     "  --lat-iters N    round trips in the latency phase (default min(iters, 10000); 0 skips it)\n"
@@ -128,11 +129,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shoal-perf: unknown flag --%s (see --help)\n", args.unused()[0].c_str());
     return 2;
   }
-  if (op == "read") {
-    std::fprintf(stderr, "shoal-perf: --op read: RDMA READ is not implemented in Shoal yet\n");
-    return 2;
-  }
-  if (op != "send" && op != "write") {
+  if (op != "send" && op != "write" && op != "read") {
     std::fprintf(stderr, "shoal-perf: --op wants send, write or read, got '%s'\n", op.c_str());
     return 2;
   }
@@ -150,6 +147,7 @@ int main(int argc, char** argv) {
   }
   const uint32_t qp_type = qp_type_s == "rod" ? SHOAL_QPT_ROD : SHOAL_QPT_RUD;
   const bool write = op == "write";
+  const bool read = op == "read";
   const uint32_t sz = static_cast<uint32_t>(size);
 
   // Hosts: one sender, npeers receivers, all on the same driver.
@@ -174,7 +172,7 @@ int main(int argc, char** argv) {
   std::vector<uint8_t> src(std::max<uint32_t>(sz, 1), 0x5a);
   std::vector<std::vector<uint8_t>> sinks(hosts.size(), std::vector<uint8_t>(std::max<uint32_t>(sz, 1)));
   std::vector<shoal_mr*> mrs(hosts.size());
-  const uint32_t access = SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE;
+  const uint32_t access = SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE | SHOAL_ACCESS_REMOTE_READ;
   OK(shoal_reg_mr(hosts[0].pd, src.data(), src.size(), access, &mrs[0]));
   std::vector<shoal_mr*> sink_mrs(hosts.size());
   for (size_t h = 0; h < hosts.size(); ++h) OK(shoal_reg_mr(hosts[h].pd, sinks[h].data(), sinks[h].size(), access, &sink_mrs[h]));
@@ -197,7 +195,12 @@ int main(int argc, char** argv) {
     wr.num_sge = sz ? 1 : 0;
     wr.send_flags = SHOAL_SEND_SIGNALED;
     wr.ah = ah;
-    if (write) {
+    if (read) {
+      // Read the peer's sink region into our buffer (data/mr name the local side).
+      wr.opcode = SHOAL_WR_RDMA_READ;
+      wr.wr.rdma.remote_addr = reinterpret_cast<uint64_t>(sinks[to_host].data());
+      wr.wr.rdma.rkey = sink_mrs[to_host]->rkey;
+    } else if (write) {
       wr.opcode = imm ? SHOAL_WR_RDMA_WRITE_WITH_IMM : SHOAL_WR_RDMA_WRITE;
       wr.wr.rdma.remote_addr = reinterpret_cast<uint64_t>(sinks[to_host].data());
       wr.wr.rdma.rkey = sink_mrs[to_host]->rkey;
@@ -212,7 +215,7 @@ int main(int argc, char** argv) {
   };
 
   // ---- bandwidth ----
-  if (!write) {
+  if (!write && !read) {
     for (Pair& pr : pairs)
       for (uint32_t i = 0; i < depth - 4; ++i) post_recv(*pr.rx, pr.rqp, rx_index(pr));
   }
@@ -291,7 +294,28 @@ int main(int argc, char** argv) {
 
   // ---- latency: ping-pong on the first pair ----
   shoal::LogHistogram lat;
-  if (lat_iters > 0) {
+  if (lat_iters > 0 && read) {
+    // One READ at a time on the first pair: its whole round trip.
+    Pair& pr = pairs[0];
+    for (int64_t i = 0; i < lat_iters; ++i) {
+      const auto start = Clock::now();
+      if (post_send(pr, false, 1, *pr.tx, mrs[0], src.data(), pr.ah, rx_index(pr)) != 0) die("read", 0);
+      bool done_one = false;
+      for (long guard = 0; !done_one; ++guard) {
+        progress_all();
+        const int n = shoal_poll_cq(pr.tx->cq, 64, wc);
+        for (int k = 0; k < n; ++k) {
+          if (wc[k].status != SHOAL_WC_SUCCESS) ++errors;
+          done_one = true;
+        }
+        if (guard > 50000000) {
+          std::fprintf(stderr, "shoal-perf: READ %lld never completed\n", static_cast<long long>(i));
+          return 1;
+        }
+      }
+      lat.add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start).count()));
+    }
+  } else if (lat_iters > 0) {
     Pair& pr = pairs[0];
     const size_t ri = rx_index(pr);
     // Each side keeps one receive posted for the other's message.
@@ -340,7 +364,7 @@ int main(int argc, char** argv) {
               static_cast<long long>(iters), bw_s);
   if (lat_iters > 0) {
     std::printf("  %-28s p50 %8.2f us   p99 %8.2f us   p99.9 %8.2f us   (%lld round trips)\n",
-                "latency, one way", lat.percentile(0.5) / 1e3, lat.percentile(0.99) / 1e3,
+                read ? "latency, whole READ" : "latency, one way", lat.percentile(0.5) / 1e3, lat.percentile(0.99) / 1e3,
                 lat.percentile(0.999) / 1e3, static_cast<long long>(lat_iters));
   }
   if (memcpy_gbps > 0) {

@@ -5,10 +5,11 @@ set -u
 perf="$1"
 fail() { echo "FAIL: $*"; exit 1; }
 "$perf" --help | grep -q -- '--op' || fail "--help"
-"$perf" --op read >/dev/null 2>&1; [ $? -eq 2 ] || fail "--op read must exit 2 (not implemented)"
+"$perf" --op nosuch >/dev/null 2>&1; [ $? -eq 2 ] || fail "an unknown --op must exit 2"
 "$perf" --bogus 1 >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown flag must exit 2"
 for args in "--op send --size 64 --iters 3000 --lat-iters 300" \
             "--op write --size 65536 --iters 500 --lat-iters 100" \
+            "--op read --size 65536 --iters 500 --lat-iters 100" \
             "--op send --size 5000 --iters 2000 --qps 4 --peers 2 --lat-iters 50 --qp-type rod"; do
   out=$("$perf" $args --json) || fail "shoal-perf $args exited $?"
   echo "$out" | tail -1 | python3 -c '
