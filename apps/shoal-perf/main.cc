@@ -39,6 +39,8 @@ const char* kHelp =
     "  --qps N          QP pairs (default 1)\n"
     "  --peers N        receiving contexts, QPs spread over them (default 1)\n"
     "  --qp-type T      rud | rod (default rud)\n"
+    "  --mode M         library (this thread runs every engine) | threaded (an engine\n"
+    "                   thread per context; this thread only posts and polls) (default library)\n"
     "  --json           one JSON object as the last line of stdout\n"
     "  --help           this page\n\n"
     "Exit status: 0 ok, 1 a run failed (a completion with an error status or a\n"
@@ -70,9 +72,14 @@ struct Pair {
     if (rc_ != 0) die(#call, rc_); \
   } while (0)
 
-Host open_host(const std::string& uri) {
+Host open_host(const std::string& uri, bool threaded) {
   Host h;
-  OK(shoal_open(uri.c_str(), nullptr, &h.ctx));
+  shoal_open_attr oa{};
+  if (threaded) {
+    oa.comp_mask = SHOAL_OPEN_ATTR_MODE;
+    oa.mode = SHOAL_MODE_THREADED;
+  }
+  OK(shoal_open(uri.c_str(), &oa, &h.ctx));
   OK(shoal_alloc_pd(h.ctx, &h.pd));
   OK(shoal_create_cq(h.ctx, 1 << 16, SHOAL_ENGINE_ANY, &h.cq));
   shoal_context_attr a;
@@ -111,6 +118,7 @@ int main(int argc, char** argv) {
   const std::string uri = args.str("driver", "sim://perf");
   const std::string op = args.str("op", "send");
   const std::string qp_type_s = args.str("qp-type", "rud");
+  const std::string mode_s = args.str("mode", "library");
   auto size_or = args.i64("size", 65536);
   auto iters_or = args.i64("iters", 10000);
   auto lat_or = args.i64("lat-iters", -1);
@@ -133,6 +141,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shoal-perf: --op wants send, write or read, got '%s'\n", op.c_str());
     return 2;
   }
+  if (mode_s != "library" && mode_s != "threaded") {
+    std::fprintf(stderr, "shoal-perf: --mode wants library or threaded\n");
+    return 2;
+  }
   if (qp_type_s != "rud" && qp_type_s != "rod") {
     std::fprintf(stderr, "shoal-perf: --qp-type wants rud or rod\n");
     return 2;
@@ -153,8 +165,9 @@ int main(int argc, char** argv) {
   // Hosts: one sender, npeers receivers, all on the same driver.
   std::vector<Host> hosts;
   hosts.reserve(1 + npeers);
-  hosts.push_back(open_host(uri));
-  for (int64_t p = 0; p < npeers; ++p) hosts.push_back(open_host(uri));
+  const bool threaded = mode_s == "threaded";
+  hosts.push_back(open_host(uri, threaded));
+  for (int64_t p = 0; p < npeers; ++p) hosts.push_back(open_host(uri, threaded));
   const uint32_t depth = static_cast<uint32_t>(window) * 2 + 8;
   std::vector<Pair> pairs(nqps);
   for (int64_t q = 0; q < nqps; ++q) {
@@ -377,7 +390,7 @@ int main(int argc, char** argv) {
     o.add("tool", "shoal-perf").add("driver", uri).add("op", op).add("size", static_cast<int64_t>(sz))
         .add("iters", static_cast<int64_t>(iters)).add("window", static_cast<int64_t>(window))
         .add("qps", static_cast<int64_t>(nqps)).add("peers", static_cast<int64_t>(npeers))
-        .add("qp_type", qp_type_s).add("bw_gbps", gbps).add("msgs_per_s", msgs_per_s)
+        .add("qp_type", qp_type_s).add("mode", mode_s).add("bw_gbps", gbps).add("msgs_per_s", msgs_per_s)
         .add("bw_seconds", bw_s).add("lat_iters", static_cast<int64_t>(lat_iters))
         .add("lat_p50_us", lat.percentile(0.5) / 1e3).add("lat_p99_us", lat.percentile(0.99) / 1e3)
         .add("lat_p999_us", lat.percentile(0.999) / 1e3).add("errors", static_cast<int64_t>(errors))

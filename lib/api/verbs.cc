@@ -5,8 +5,11 @@
 // the engine on every packet), CQs that never drop a completion,
 // RUD/ROD/UUD QPs, AHs, SEND / SEND_WITH_IMM, RDMA WRITE / WRITE_WITH_IMM,
 // RDMA READ and receives. What it does not do yet answers with a clear error
-// instead of a silent stub: multi-SGE WRs (ENOTSUP at post), threaded
-// mode and more than one engine (ENOTSUP at open).
+// instead of a silent stub: multi-SGE WRs (ENOTSUP at post) and several
+// engines per context (ENOTSUP at open). Threaded mode runs the engine on
+// its own thread (lib/engine EngineThread); application threads meet at
+// app_mu (posts into the one post ring, completion routing), never at the
+// engine.
 //
 // Invariants: every object remembers its context; a context refuses to close
 // while objects remain; no C++ exception crosses the API (every entry point
@@ -62,7 +65,19 @@ struct MrImpl;
 
 struct shoal_context {
   std::unique_ptr<shoal::Driver> driver;
+  // Library mode: the engine the application drives. Threaded mode: the
+  // engine runs on `thread`; the application side talks to it through its
+  // rings, and app_mu orders application threads among themselves (posts
+  // into the one post ring, completion routing into CQs, the WR table).
   std::unique_ptr<shoal::engine::Engine> engine;
+  std::unique_ptr<shoal::engine::EngineThread> thread;
+  std::mutex app_mu;
+  shoal::engine::Engine& eng() { return thread ? const_cast<shoal::engine::Engine&>(thread->engine()) : *engine; }
+  // Runs f on the engine: directly (library mode) or on its thread.
+  absl::Status on_engine(const std::function<absl::Status(shoal::ses::Transport&)>& f) {
+    if (thread) return thread->control(f);
+    return f(engine->transport());
+  }
   uint32_t job_id = 1;
   std::mutex mu;                 // guards the context-wide tables below
   std::vector<MrImpl*> mrs;      // lkey - 1 -> MR (nullptr when free)
@@ -123,11 +138,19 @@ struct shoal_ah {
 
 namespace {
 
-// Routes the transport's completions to CQs. Called after every engine pass.
+void route_completions(shoal_context* ctx, const shoal::ses::Completion* wc, uint32_t n);
+
+// Routes the engine's completions to CQs. Called after every engine pass.
 void deliver_completions(shoal_context* ctx) {
   shoal::ses::Completion wc[64];
   uint32_t n;
-  while ((n = ctx->engine->transport().poll_completions(wc, 64)) > 0) {
+  while ((n = ctx->thread ? ctx->thread->poll_completions(wc, 64) : ctx->engine->transport().poll_completions(wc, 64)) > 0) {
+    route_completions(ctx, wc, n);
+  }
+}
+
+void route_completions(shoal_context* ctx, const shoal::ses::Completion* wc, uint32_t n) {
+  {
     for (uint32_t i = 0; i < n; ++i) {
       const shoal::ses::Completion& c = wc[i];
       shoal_qp* qp = c.qp < ctx->qp_by_index.size() ? ctx->qp_by_index[c.qp] : nullptr;
@@ -205,6 +228,12 @@ void deliver_completions(shoal_context* ctx) {
 }
 
 int progress(shoal_context* ctx) {
+  if (ctx->thread) {
+    // The engine runs by itself; only bring its completions in.
+    std::lock_guard<std::mutex> l(ctx->app_mu);
+    deliver_completions(ctx);
+    return 0;
+  }
   const uint32_t work = ctx->engine->poll();
   deliver_completions(ctx);
   return static_cast<int>(work);
@@ -274,8 +303,6 @@ int shoal_open(const char* uri, const struct shoal_open_attr* attr, struct shoal
       return fail(EINVAL, std::string("shoal_open: bad log_spec '") + attr->log_spec + "'");
   }
   if (mode != SHOAL_MODE_LIBRARY && mode != SHOAL_MODE_THREADED) return fail(EINVAL, "shoal_open: unknown mode");
-  if (mode == SHOAL_MODE_THREADED)
-    return fail(ENOTSUP, "shoal_open: threaded mode is not implemented in the C API yet (the engine has it: lib/engine EngineThread)");
   if (engines != 1)
     return fail(ENOTSUP, "shoal_open: more than one engine per context is not implemented in the C API yet");
   if (job == 0 || job > SHOAL_MAX_JOB_ID) return fail(EINVAL, "shoal_open: job_id must be 1..2^24-1");
@@ -287,8 +314,12 @@ int shoal_open(const char* uri, const struct shoal_open_attr* attr, struct shoal
   ctx->job_id = job;
   shoal::engine::EngineConfig cfg;
   cfg.transport.job_id = job;
-  ctx->engine = std::make_unique<shoal::engine::Engine>(*ctx->driver, 0, cfg,
-                                                        reinterpret_cast<uint64_t>(ctx.get()) ^ 0x5eed);
+  const uint64_t seed = reinterpret_cast<uint64_t>(ctx.get()) ^ 0x5eed;
+  if (mode == SHOAL_MODE_THREADED) {
+    ctx->thread = std::make_unique<shoal::engine::EngineThread>(*ctx->driver, 0, cfg, seed);
+  } else {
+    ctx->engine = std::make_unique<shoal::engine::Engine>(*ctx->driver, 0, cfg, seed);
+  }
   ctx->qp_by_index.assign(cfg.transport.max_qps, nullptr);
   ctx->wrs.reset(cfg.transport.max_send_msgs);
   *out = ctx.release();
@@ -310,12 +341,12 @@ int shoal_query_context(struct shoal_context* ctx, struct shoal_context_attr* at
   const shoal::DriverCaps& caps = ctx->driver->caps();
   std::snprintf(a.driver, sizeof(a.driver), "%s", caps.name.c_str());
   std::snprintf(a.local_addr, sizeof(a.local_addr), "%s",
-                ctx->driver->format_addr(ctx->engine->local_addr()).c_str());
-  const auto& tc = ctx->engine->transport().config();
+                ctx->driver->format_addr(ctx->eng().local_addr()).c_str());
+  const auto& tc = ctx->eng().transport().config();
   a.max_msg_size = SHOAL_MAX_MSG_SIZE;
   a.max_mr_size = UINT64_MAX >> 1;
   a.mtu = tc.mtu_payload;
-  a.mode = SHOAL_MODE_LIBRARY;
+  a.mode = ctx->thread ? SHOAL_MODE_THREADED : SHOAL_MODE_LIBRARY;
   a.num_engines = 1;
   a.max_qp = tc.max_qps - 1;
   a.max_qp_per_engine = tc.max_qps - 1;
@@ -385,11 +416,16 @@ int shoal_reg_mr(struct shoal_pd* pd, void* addr, uint64_t length, uint32_t acce
     if (access & SHOAL_ACCESS_REMOTE_WRITE) ra |= shoal::ses::kRemoteWrite;
     if (access & SHOAL_ACCESS_REMOTE_READ) ra |= shoal::ses::kRemoteRead;
     if (access & SHOAL_ACCESS_ZERO_BASED) ra |= shoal::ses::kZeroBased;
-    auto key = ctx->engine->transport().register_memory(static_cast<uint8_t*>(addr), length, ra);
-    if (!key.ok()) {
-      ctx->mrs.pop_back();
+    absl::StatusOr<uint64_t> key = absl::InternalError("not run");
+    const absl::Status st = ctx->on_engine([&](shoal::ses::Transport& t) {
+      key = t.register_memory(static_cast<uint8_t*>(addr), length, ra);
+      return key.status();
+    });
+    if (!st.ok()) {
+      ctx->mrs[lkey - 1] = nullptr;
+      ctx->free_lkeys.push_back(lkey);
       delete m;
-      return fail(key.status());
+      return fail(st);
     }
     rkey = *key;
     m->remote = true;
@@ -408,7 +444,10 @@ int shoal_dereg_mr(struct shoal_mr* mr) {
   shoal_context* ctx = mr->context;
   std::lock_guard<std::mutex> l(ctx->mu);
   if (m->inflight) return fail(EBUSY, absl::StrFormat("shoal_dereg_mr: %u posted WRs still use it", m->inflight));
-  if (m->remote) (void)ctx->engine->transport().deregister_memory(mr->rkey);
+  if (m->remote) {
+    const uint64_t rkey = mr->rkey;
+    (void)ctx->on_engine([&](shoal::ses::Transport& t) { return t.deregister_memory(rkey); });
+  }
   ctx->mrs[mr->lkey - 1] = nullptr;
   ctx->free_lkeys.push_back(mr->lkey);
   --ctx->mrs_live;
@@ -436,6 +475,8 @@ int shoal_destroy_cq(struct shoal_cq* cq) {
 int shoal_poll_cq(struct shoal_cq* cq, int n, struct shoal_wc* wc) {
   if (!cq || n < 0 || (n > 0 && !wc)) return -fail(EINVAL, "shoal_poll_cq: bad arguments");
   if (cq->entries.empty() && cq->held.empty()) progress(cq->ctx);
+  std::unique_lock<std::mutex> app_lock(cq->ctx->app_mu, std::defer_lock);
+  if (cq->ctx->thread) app_lock.lock();
   if (cq->overrun_unreported) {
     cq->overrun_unreported = false;
     return -fail(EOVERFLOW, "shoal_poll_cq: the CQ overran; held completions follow (nothing was lost)");
@@ -484,8 +525,12 @@ int shoal_create_qp(struct shoal_pd* pd, const struct shoal_qp_init_attr* attr, 
     return fail(EINVAL, absl::StrFormat("shoal_create_qp: at most %u SGEs per WR", kMaxSge));
   if (attr->cap.max_inline_data) return fail(EINVAL, "shoal_create_qp: inline data is not supported (max_inline_data 0)");
   shoal_context* ctx = pd->ctx;
-  auto qp_index = ctx->engine->transport().create_qp(mode);
-  if (!qp_index.ok()) return fail(qp_index.status());
+  absl::StatusOr<uint16_t> qp_index = absl::InternalError("not run");
+  const absl::Status cst = ctx->on_engine([&](shoal::ses::Transport& t) {
+    qp_index = t.create_qp(mode);
+    return qp_index.status();
+  });
+  if (!cst.ok()) return fail(cst);
   auto* qp = new shoal_qp{pd, *qp_index, attr->qp_type, attr->send_cq, attr->recv_cq, attr->qp_context, attr->cap,
                           attr->sq_sig_all != 0};
   ctx->qp_by_index[*qp_index] = qp;
@@ -503,10 +548,24 @@ int shoal_create_qp(struct shoal_pd* pd, const struct shoal_qp_init_attr* attr, 
 int shoal_destroy_qp(struct shoal_qp* qp) {
   if (!qp) return fail(EINVAL, "shoal_destroy_qp: qp is NULL");
   shoal_context* ctx = qp->pd->ctx;
-  // Posted receives flush now (the transport queues their completions).
-  const absl::Status st = ctx->engine->transport().destroy_qp(qp->index);
+  // Posted receives flush now: the engine queues their completions, which
+  // are routed here before the QP's index is forgotten (in threaded mode they
+  // are taken straight from the transport on the engine thread, so none is
+  // left behind in the ring for a QP that no longer exists).
+  std::vector<shoal::ses::Completion> flushed;
+  const uint16_t index = qp->index;
+  const absl::Status st = ctx->on_engine([&](shoal::ses::Transport& t) {
+    absl::Status s = t.destroy_qp(index);
+    shoal::ses::Completion wc[64];
+    uint32_t k;
+    while ((k = t.poll_completions(wc, 64)) > 0) flushed.insert(flushed.end(), wc, wc + k);
+    return s;
+  });
   if (!st.ok()) return fail(st);
+  std::unique_lock<std::mutex> app_lock(ctx->app_mu, std::defer_lock);
+  if (ctx->thread) app_lock.lock();
   deliver_completions(ctx);
+  route_completions(ctx, flushed.data(), static_cast<uint32_t>(flushed.size()));
   // Sends still in flight complete later on the CQ; their QP is gone, so
   // report them now as flushed and forget them (the transport's later
   // completions for this index are dropped by deliver_completions).
@@ -582,6 +641,8 @@ int shoal_peer_addr_str(struct shoal_context* ctx, uint64_t peer_id, char* buf, 
 int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_send_wr** bad_wr) {
   if (!qp || !wr || !bad_wr) return fail(EINVAL, "shoal_post_send: NULL argument");
   shoal_context* ctx = qp->pd->ctx;
+  std::unique_lock<std::mutex> app_lock(ctx->app_mu, std::defer_lock);
+  if (ctx->thread) app_lock.lock();
   for (; wr; wr = wr->next) {
     *bad_wr = wr;
     const bool write = wr->opcode == SHOAL_WR_RDMA_WRITE || wr->opcode == SHOAL_WR_RDMA_WRITE_WITH_IMM;
@@ -647,7 +708,16 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
     // The core always reports back, so that the record and the MR pin are
     // released; an unsignaled success is then not shown to the application.
     r.signaled = true;
-    const absl::Status st = ctx->engine->transport().post_send(r);
+    absl::Status st;
+    if (ctx->thread) {
+      // Into the engine's ring; a full ring is EAGAIN, as a full queue is.
+      shoal::engine::PostCommand cmd{};
+      cmd.kind = shoal::engine::PostCommand::kSend;
+      cmd.send = r;
+      if (!ctx->thread->post(cmd)) st = absl::ResourceExhaustedError("shoal_post_send: the engine's post ring is full");
+    } else {
+      st = ctx->engine->transport().post_send(r);
+    }
     if (!st.ok()) {
       ctx->wrs.free(token);
       std::lock_guard<std::mutex> l(ctx->mu);
@@ -662,6 +732,8 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
 int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_recv_wr** bad_wr) {
   if (!qp || !wr || !bad_wr) return fail(EINVAL, "shoal_post_recv: NULL argument");
   shoal_context* ctx = qp->pd->ctx;
+  std::unique_lock<std::mutex> app_lock(ctx->app_mu, std::defer_lock);
+  if (ctx->thread) app_lock.lock();
   for (; wr; wr = wr->next) {
     *bad_wr = wr;
     if (wr->num_sge > qp->cap.max_recv_sge || (wr->num_sge && !wr->sg_list))
@@ -686,7 +758,18 @@ int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_
       }
       buf = {reinterpret_cast<uint8_t*>(wr->sg_list[0].addr), wr->sg_list[0].length};
     }
-    const absl::Status st = ctx->engine->transport().post_recv(qp->index, buf, wr->wr_id);
+    absl::Status st;
+    if (ctx->thread) {
+      shoal::engine::PostCommand cmd{};
+      cmd.kind = shoal::engine::PostCommand::kRecv;
+      cmd.qp = qp->index;
+      cmd.buf = buf.data();
+      cmd.len = static_cast<uint32_t>(buf.size());
+      cmd.wr_id = wr->wr_id;
+      if (!ctx->thread->post(cmd)) st = absl::ResourceExhaustedError("shoal_post_recv: the engine's post ring is full");
+    } else {
+      st = ctx->engine->transport().post_recv(qp->index, buf, wr->wr_id);
+    }
     if (!st.ok()) return fail(st);
     ++qp->recvs_posted;
   }
@@ -698,13 +781,14 @@ int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_
 namespace shoal::api {
 
 std::string dump(const shoal_context* ctx) {
-  const auto& t = ctx->engine->transport();
+  auto* c_ctx = const_cast<shoal_context*>(ctx);
+  const auto& t = c_ctx->eng().transport();
   const auto& c = t.counters();
   const auto p = t.pds_counters();
-  const auto& e = ctx->engine->counters();
+  const auto& e = c_ctx->eng().counters();
   std::string s = absl::StrFormat(
       "context %s: engine polls %u (idle %u) rx %u tx %u tx_dropped %u timer_runs %u\n",
-      ctx->driver->format_addr(ctx->engine->local_addr()), e.polls, e.idle_polls, e.rx_packets, e.tx_packets,
+      ctx->driver->format_addr(c_ctx->eng().local_addr()), e.polls, e.idle_polls, e.rx_packets, e.tx_packets,
       e.tx_dropped, e.timer_runs);
   s += absl::StrFormat(
       "  transport: datagrams %u no_pdc %u mismatch %u malformed %u rnr %u access_denied %u msgs sent %u "

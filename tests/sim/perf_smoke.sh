@@ -10,6 +10,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 for args in "--op send --size 64 --iters 3000 --lat-iters 300" \
             "--op write --size 65536 --iters 500 --lat-iters 100" \
             "--op read --size 65536 --iters 500 --lat-iters 100" \
+            "--op write --size 8192 --iters 500 --lat-iters 100 --mode threaded" \
             "--op send --size 5000 --iters 2000 --qps 4 --peers 2 --lat-iters 50 --qp-type rod"; do
   out=$("$perf" $args --json) || fail "shoal-perf $args exited $?"
   echo "$out" | tail -1 | python3 -c '
