@@ -126,6 +126,11 @@ void EngineThread::run() {
   while (!stop_.load(std::memory_order_acquire)) {
     uint32_t work = 0;
     if (auto* f = control_fn_.exchange(nullptr, std::memory_order_acq_rel)) {
+      // Work the application posted before this call comes first (it sees
+      // the QP it was posted to): drain the ring, then run the call.
+      uint32_t k;
+      while ((k = posts_.dequeue_burst(cmds, 32)) > 0)
+        for (uint32_t i = 0; i < k; ++i) apply(cmds[i]);
       control_result_ = (*f)(engine_.transport());
       control_done_.store(true, std::memory_order_release);
       ++work;

@@ -224,6 +224,35 @@ TEST(Engine, ThreadedModeRingsControlAndBackoff) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return ta.sleeps() + tb.sleeps() > before + 10;
   }, 5000);
+  // Work posted before a control call is applied before it: receives posted
+  // to a QP and then its destruction flush, they are not refused.
+  uint16_t q2 = 0;
+  ASSERT_TRUE(tb.control([&](ses::Transport& t) {
+                  auto q = t.create_qp(pds::DeliveryMode::kRud);
+                  q2 = *q;
+                  return q.status();
+                }).ok());
+  for (int i = 0; i < 3; ++i) {
+    PostCommand c{};
+    c.kind = PostCommand::kRecv;
+    c.qp = q2;
+    c.buf = rbuf.data();
+    c.len = 8;
+    c.wr_id = 500 + i;
+    ASSERT_TRUE(tb.post(c));
+  }
+  ASSERT_TRUE(tb.control([&](ses::Transport& t) { return t.destroy_qp(q2); }).ok());
+  int flushed = 0;
+  until([&] {
+    uint32_t n = tb.poll_completions(wc, 64);
+    for (uint32_t i = 0; i < n; ++i) {
+      EXPECT_EQ(wc[i].status, ses::WcStatus::kWrFlushErr) << wc[i].wr_id;
+      ++flushed;
+    }
+    if (flushed < 3) std::this_thread::yield();
+    return flushed == 3;
+  });
+  EXPECT_EQ(tb.post_errors(), 0u);
   // A post that the transport refuses still completes, with an error.
   PostCommand bad{};
   bad.kind = PostCommand::kRecv;
