@@ -557,9 +557,13 @@ TEST_F(Api, UnimplementedOpcodesAreRefusedAtPostNotFaked) {
   shoal_send_wr* bad = nullptr;
   EXPECT_EQ(shoal_post_send(a.qp, &w1, &bad), ENOTSUP);
   EXPECT_EQ(bad, &w2);  // the SEND before it was posted
-  // Let the posted SEND finish (no receive was posted: it keeps retrying, so
-  // only check that the refusal left the QP usable).
   EXPECT_STRNE(shoal_last_error(), "");
+  // The SEND before it was posted and must end before its buffer goes out
+  // of scope (no receive is posted: it ends in RNR_RETRY_EXC_ERR).
+  auto sc = wait(a, 1);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].wr_id, 1u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_RNR_RETRY_EXC_ERR);
 }
 
 }  // namespace
