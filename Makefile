@@ -2,7 +2,7 @@
 BUILD ?= build
 MESON_FLAGS ?=
 
-.PHONY: all deps build run test test-slow bench fuzz clean
+.PHONY: all deps build run test test-slow tsan bench fuzz clean
 
 all: build
 
@@ -25,6 +25,16 @@ test: build
 
 test-slow: build
 	meson test -C $(BUILD) --suite slow --print-errorlogs
+
+# ThreadSanitizer over the code that runs threads: the engine threads and
+# the C API in threaded mode (not part of `make test`: a second full build).
+tsan: deps
+	test -f build-tsan/build.ninja || meson setup build-tsan -Db_sanitize=thread -Dbenchmarks=disabled
+	ninja -C build-tsan tests/conformance/api_conformance engine_test loopback_test spsc_ring_test
+	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/engine_test
+	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/loopback_test
+	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/spsc_ring_test
+	TSAN_OPTIONS=halt_on_error=1 SHOAL_CONFORMANCE_MODE=threaded ./build-tsan/tests/conformance/api_conformance
 
 bench: build
 	./bench/micro/run.sh $(BUILD)
