@@ -651,23 +651,8 @@ bool Transport::next_unit(pds::Pdc& pdc, uint64_t* cookie, bool* last) {
 size_t Transport::encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size_t cap,
                              wire::NextHdr* next_hdr) const {
   const uint32_t off = packet * config_.mtu_payload;
-  if (m.op == SendOp::kRead) {
-    // The request: where and how much; no payload. cmpl_data names the slot
-    // (and its generation) the responses must come back to.
-    wire::SesRequest h;
-    h.opcode = wire::SesOpcode::kRead;
-    h.flags = wire::kSesFlagSom | wire::kSesFlagEom;
-    h.msg_id = m.msg_id;
-    h.job_id = config_.job_id;
-    h.res_index = m.dst_qp;
-    h.initiator = m.src_qp;
-    h.buf_off = m.remote_addr;
-    h.mem_key = m.rkey;
-    h.cmpl_data = (uint64_t{m.read_gen} << 32) | m.read_slot;
-    h.req_len = m.len;
-    return wire::encode_ses_request(h, std::span<uint8_t>(out, cap));
-  }
-  const uint32_t len = std::min(config_.mtu_payload, m.len - off);
+  // A READ request carries no payload: its length is what it asks for.
+  const uint32_t len = m.op == SendOp::kRead ? 0 : std::min(config_.mtu_payload, m.len - off);
   if (m.op == SendOp::kReadResponse) {
     if (cap < wire::kSesResponseDataSize + len) return 0;
     wire::SesResponse r;
@@ -686,7 +671,9 @@ size_t Transport::encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size
   }
   if (cap < wire::kSesRequestSize + len) return 0;
   wire::SesRequest h;
-  h.opcode = m.op == SendOp::kWrite ? wire::SesOpcode::kWrite : wire::SesOpcode::kSend;
+  h.opcode = m.op == SendOp::kWrite  ? wire::SesOpcode::kWrite
+             : m.op == SendOp::kRead ? wire::SesOpcode::kRead
+                                     : wire::SesOpcode::kSend;
   // IE on every packet of a message with immediate data (cmpl_data itself
   // rides on SOM): a WRITE_WITH_IMM is tracked from whichever packet lands first.
   h.flags = (packet == 0 ? wire::kSesFlagSom : 0) | (packet + 1 == m.packets ? wire::kSesFlagEom : 0) |
@@ -698,7 +685,9 @@ size_t Transport::encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size
   h.res_index = m.dst_qp;
   h.initiator = m.src_qp;
   if (packet == 0) {
-    h.cmpl_data = m.imm;
+    // A READ's cmpl_data names the slot (and its generation) its data must
+    // come back to; otherwise it is the immediate data.
+    h.cmpl_data = m.op == SendOp::kRead ? (uint64_t{m.read_gen} << 32) | m.read_slot : m.imm;
   } else {
     h.payload_len = static_cast<uint16_t>(len);
     h.msg_off = off;
