@@ -638,8 +638,10 @@ struct shoal_recv_wr {
  * Errors: EINVAL (qp, wr or bad_wr NULL; unknown opcode or flag; RDMA on a
  *         UUD QP; num_sge > max_send_sge; message > max_msg_size (UUD:
  *         max_uud_msg_size); INLINE above max_inline_data; ah NULL or of
- *         another PD; tc >= num_tc), EAGAIN (send queue full, or threaded-mode
- *         ring full: poll completions and retry), EIO.
+ *         another PD; tc >= num_tc; INLINE on an RDMA READ), EAGAIN (send
+ *         queue full, threaded-mode ring full, or the context's 4096 records
+ *         for inline and multi-SGE WRs all in use: poll completions and
+ *         retry), EIO.
  */
 int shoal_post_send(struct shoal_qp *qp, struct shoal_send_wr *wr,
                     struct shoal_send_wr **bad_wr);
@@ -655,7 +657,8 @@ int shoal_post_send(struct shoal_qp *qp, struct shoal_send_wr *wr,
  * Thread: library mode, the QP engine's thread; threaded mode, one thread at
  *         a time per QP (receive side).
  * Errors: EINVAL (qp, wr or bad_wr NULL; num_sge > max_recv_sge), EAGAIN
- *         (receive queue or ring full), EIO.
+ *         (receive queue or ring full, or the context's records for
+ *         multi-SGE WRs all in use), EIO.
  */
 int shoal_post_recv(struct shoal_qp *qp, struct shoal_recv_wr *wr,
                     struct shoal_recv_wr **bad_wr);

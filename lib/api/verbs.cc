@@ -4,9 +4,10 @@
 // context: contexts, PDs, MRs (lkeys checked on every SGE, rkeys checked by
 // the engine on every packet), CQs that never drop a completion,
 // RUD/ROD/UUD QPs, AHs, SEND / SEND_WITH_IMM, RDMA WRITE / WRITE_WITH_IMM,
-// RDMA READ and receives. What it does not do yet answers with a clear error
-// instead of a silent stub: multi-SGE WRs (ENOTSUP at post) and several
-// engines per context (ENOTSUP at open). Threaded mode runs the engine on
+// RDMA READ and receives, scatter/gather lists of up to 16 SGEs and inline
+// sends. What it does not do yet answers with a clear error instead of a
+// silent stub: several engines per context (ENOTSUP at open). Threaded mode
+// runs the engine on
 // its own thread (lib/engine EngineThread); application threads meet at
 // app_mu (posts into the one post ring, completion routing), never at the
 // engine.
@@ -56,7 +57,11 @@ int errno_of(const absl::Status& st) {
 
 int fail(const absl::Status& st) { return fail(errno_of(st), std::string(st.message())); }
 
-constexpr uint32_t kMaxSge = 16;
+constexpr uint32_t kMaxSge = shoal::ses::kMaxSegments;
+// Inline sends copy at most this many bytes at post time.
+constexpr uint32_t kMaxInline = 256;
+// Multi-SGE and inline WRs outstanding at once per context.
+constexpr uint32_t kSgRecords = 4096;
 constexpr uint32_t kDefaultCqDepth = 1 << 16;
 
 }  // namespace
@@ -92,8 +97,29 @@ struct shoal_context {
     MrImpl* pin;
     shoal_qp* qp;
     bool signaled;
+    uint32_t sgl;  // its SgRecord in sgls, or kNoIndex
   };
   shoal::Slab<WrRecord> wrs;
+  // WRs with several SGEs, and inline sends: the segment list (and the
+  // inline bytes) the core reads until the WR completes, and the MRs that
+  // list pins. Sized on first use (most applications never need one);
+  // guarded by mu. A receive carries its record's index + 1 as the core's tag.
+  struct SgRecord {
+    shoal::ses::Segment seg[kMaxSge];
+    MrImpl* pins[kMaxSge];
+    uint32_t count;
+    uint8_t inline_data[kMaxInline];
+  };
+  shoal::Slab<SgRecord> sgls;
+  // Takes a record (under mu); kNoIndex when all kSgRecords are in use.
+  uint32_t alloc_sgl() {
+    if (sgls.capacity() == 0) sgls.reset(kSgRecords);
+    const uint32_t i = sgls.alloc();
+    if (i != shoal::kNoIndex) sgls[i].count = 0;
+    return i;
+  }
+  // Unpins the record's MRs and frees it (under mu).
+  void release_sgl(uint32_t i);
 };
 
 struct shoal_pd {
@@ -106,6 +132,14 @@ struct MrImpl {
   uint32_t inflight = 0;  // posted WRs that use it (dereg: EBUSY)
   bool remote = false;    // registered with the transport for remote access
 };
+
+void shoal_context::release_sgl(uint32_t i) {
+  SgRecord& r = sgls[i];
+  for (uint32_t k = 0; k < r.count; ++k)
+    if (r.pins[k]) --r.pins[k]->inflight;
+  r.count = 0;
+  sgls.free(i);
+}
 
 struct shoal_cq {
   shoal_context* ctx;
@@ -149,6 +183,16 @@ void deliver_completions(shoal_context* ctx) {
   }
 }
 
+// Lets go of what a send WR held: its MR pin or its SGE list (and pins).
+void release_wr(shoal_context* ctx, shoal_context::WrRecord& rec) {
+  if (!rec.pin && rec.sgl == shoal::kNoIndex) return;
+  std::lock_guard<std::mutex> l(ctx->mu);
+  if (rec.pin) --rec.pin->inflight;
+  if (rec.sgl != shoal::kNoIndex) ctx->release_sgl(rec.sgl);
+  rec.pin = nullptr;
+  rec.sgl = shoal::kNoIndex;
+}
+
 void route_completions(shoal_context* ctx, const shoal::ses::Completion* wc, uint32_t n) {
   {
     for (uint32_t i = 0; i < n; ++i) {
@@ -161,13 +205,14 @@ void route_completions(shoal_context* ctx, const shoal::ses::Completion* wc, uin
         // its record and pin go.
         shoal_context::WrRecord& rec = ctx->wrs[static_cast<uint32_t>(c.wr_id)];
         if (rec.qp == nullptr) {
-          if (rec.pin) {
-            std::lock_guard<std::mutex> l(ctx->mu);
-            --rec.pin->inflight;
-          }
+          release_wr(ctx, rec);
           ctx->wrs.free(static_cast<uint32_t>(c.wr_id));
         }
         continue;
+      }
+      if (!send_side && c.tag) {  // a multi-SGE receive: its list is free now
+        std::lock_guard<std::mutex> l(ctx->mu);
+        ctx->release_sgl(c.tag - 1);
       }
       if (!qp) continue;  // a receive of a destroyed QP: already flushed
       shoal_wc out{};
@@ -201,10 +246,7 @@ void route_completions(shoal_context* ctx, const shoal::ses::Completion* wc, uin
         shoal_context::WrRecord& rec = ctx->wrs[token];
         out.wr_id = rec.wr_id;
         show = rec.signaled || out.status != SHOAL_WC_SUCCESS;
-        if (rec.pin) {
-          std::lock_guard<std::mutex> l(ctx->mu);
-          --rec.pin->inflight;
-        }
+        release_wr(ctx, rec);
         ctx->wrs.free(token);
       } else {
         out.opcode = c.opcode == shoal::ses::WcOpcode::kRecvRdmaWithImm ? SHOAL_WC_RECV_RDMA_WITH_IMM : SHOAL_WC_RECV;
@@ -357,7 +399,7 @@ int shoal_query_context(struct shoal_context* ctx, struct shoal_context_attr* at
   a.max_send_wr = tc.max_send_msgs;
   a.max_recv_wr = tc.recv_queue_depth;
   a.max_sge = kMaxSge;
-  a.max_inline_data = 0;
+  a.max_inline_data = kMaxInline;
   a.max_uud_msg_size = tc.mtu_payload;
   a.num_tc = 4;
   a.job_id = ctx->job_id;
@@ -523,7 +565,8 @@ int shoal_create_qp(struct shoal_pd* pd, const struct shoal_qp_init_attr* attr, 
   }
   if (attr->cap.max_send_sge > kMaxSge || attr->cap.max_recv_sge > kMaxSge)
     return fail(EINVAL, absl::StrFormat("shoal_create_qp: at most %u SGEs per WR", kMaxSge));
-  if (attr->cap.max_inline_data) return fail(EINVAL, "shoal_create_qp: inline data is not supported (max_inline_data 0)");
+  if (attr->cap.max_inline_data > kMaxInline)
+    return fail(EINVAL, absl::StrFormat("shoal_create_qp: at most %u bytes of inline data", kMaxInline));
   shoal_context* ctx = pd->ctx;
   absl::StatusOr<uint16_t> qp_index = absl::InternalError("not run");
   const absl::Status cst = ctx->on_engine([&](shoal::ses::Transport& t) {
@@ -654,31 +697,68 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
     if (!wr->ah || wr->ah->pd != qp->pd) return fail(EINVAL, "shoal_post_send: the WR needs an AH of the QP's PD");
     if (wr->num_sge > qp->cap.max_send_sge || (wr->num_sge && !wr->sg_list))
       return fail(EINVAL, "shoal_post_send: num_sge above the QP's max_send_sge, or no sg_list");
-    if (wr->num_sge > 1) return fail(ENOTSUP, "shoal_post_send: more than one SGE per send is not implemented yet");
+    const bool inl = (wr->send_flags & SHOAL_SEND_INLINE) != 0;
+    if (wr->send_flags & ~uint32_t{SHOAL_SEND_FENCE | SHOAL_SEND_SIGNALED | SHOAL_SEND_INLINE})
+      return fail(EINVAL, "shoal_post_send: unknown send_flags bit");
+    if (inl && read) return fail(EINVAL, "shoal_post_send: an RDMA READ cannot be inline (its SGEs receive data)");
     if (qp->cap.max_send_wr && qp->sends_outstanding >= qp->cap.max_send_wr)
       return fail(EAGAIN, "shoal_post_send: send queue full (max_send_wr)");
     MrImpl* pin = nullptr;
+    uint32_t sgl = shoal::kNoIndex;
     shoal::ses::SendRequest r;
-    if (wr->num_sge == 1) {
+    const shoal_wc_opcode wc_op = read ? SHOAL_WC_RDMA_READ : write ? SHOAL_WC_RDMA_WRITE : SHOAL_WC_SEND;
+    if (inl) {
+      // Copied now: the application may reuse its buffers once this returns.
+      uint64_t total = 0;
+      for (uint32_t k = 0; k < wr->num_sge; ++k) total += wr->sg_list[k].length;
+      if (total > qp->cap.max_inline_data)
+        return fail(EINVAL, absl::StrFormat("shoal_post_send: %u inline bytes, above the QP's max_inline_data %u",
+                                            total, qp->cap.max_inline_data));
+      std::lock_guard<std::mutex> l(ctx->mu);
+      sgl = ctx->alloc_sgl();
+      if (sgl == shoal::kNoIndex) return fail(EAGAIN, "shoal_post_send: too many inline or multi-SGE WRs outstanding");
+      uint8_t* at = ctx->sgls[sgl].inline_data;
+      for (uint32_t k = 0; k < wr->num_sge; ++k) {
+        if (wr->sg_list[k].length) std::memcpy(at, reinterpret_cast<const void*>(wr->sg_list[k].addr), wr->sg_list[k].length);
+        at += wr->sg_list[k].length;
+      }
+      r.data = {ctx->sgls[sgl].inline_data, static_cast<size_t>(total)};
+    } else if (wr->num_sge >= 1) {
       std::string why;
       std::lock_guard<std::mutex> l(ctx->mu);
-      // A READ's SGE is where the bytes land: it needs LOCAL_WRITE.
-      MrImpl* m = check_sge(ctx, wr->sg_list[0], read ? SHOAL_ACCESS_LOCAL_WRITE : 0, &why);
-      if (!m) {
+      // A READ's SGEs are where the bytes land: they need LOCAL_WRITE.
+      const uint32_t need = read ? SHOAL_ACCESS_LOCAL_WRITE : 0;
+      MrImpl* ms[kMaxSge];
+      bool ok = true;
+      for (uint32_t k = 0; k < wr->num_sge && ok; ++k) ok = (ms[k] = check_sge(ctx, wr->sg_list[k], need, &why)) != nullptr;
+      if (!ok) {
         // A bad local key is a completion status, not a post error.
         shoal_wc w{};
         w.wr_id = wr->wr_id;
         w.status = SHOAL_WC_LOC_PROT_ERR;
-        w.opcode = read ? SHOAL_WC_RDMA_READ : write ? SHOAL_WC_RDMA_WRITE : SHOAL_WC_SEND;
+        w.opcode = wc_op;
         w.qp_num = qp->index;
         w.peer_id = wr->ah->peer;
         qp->send_cq->entries.push_back(w);
         g_last_error = why;
         continue;
       }
-      ++m->inflight;
-      pin = m;
-      r.data = {reinterpret_cast<const uint8_t*>(wr->sg_list[0].addr), wr->sg_list[0].length};
+      if (wr->num_sge == 1) {
+        ++ms[0]->inflight;
+        pin = ms[0];
+        r.data = {reinterpret_cast<const uint8_t*>(wr->sg_list[0].addr), wr->sg_list[0].length};
+      } else {
+        sgl = ctx->alloc_sgl();
+        if (sgl == shoal::kNoIndex) return fail(EAGAIN, "shoal_post_send: too many inline or multi-SGE WRs outstanding");
+        shoal_context::SgRecord& rec = ctx->sgls[sgl];
+        for (uint32_t k = 0; k < wr->num_sge; ++k) {
+          rec.seg[k] = shoal::ses::Segment{reinterpret_cast<uint8_t*>(wr->sg_list[k].addr), wr->sg_list[k].length};
+          rec.pins[k] = ms[k];
+          ++ms[k]->inflight;
+        }
+        rec.count = wr->num_sge;
+        r.sgl = {rec.seg, rec.count};
+      }
     }
     r.peer = wr->ah->peer;
     r.dst_qp = static_cast<uint16_t>(SHOAL_QPN_INDEX(wr->ah->remote_qpn));
@@ -688,15 +768,12 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
                                          : shoal::pds::DeliveryMode::kRud;
     r.tc = wr->tc;
     const uint32_t token = ctx->wrs.alloc();
+    shoal_context::WrRecord held{wr->wr_id, pin, qp, qp->sig_all || (wr->send_flags & SHOAL_SEND_SIGNALED) != 0, sgl};
     if (token == shoal::kNoIndex) {
-      if (pin) {
-        std::lock_guard<std::mutex> l(ctx->mu);
-        --pin->inflight;
-      }
+      release_wr(ctx, held);
       return fail(EAGAIN, "shoal_post_send: too many send WRs outstanding on this context");
     }
-    ctx->wrs[token] = shoal_context::WrRecord{wr->wr_id, pin, qp,
-                                              qp->sig_all || (wr->send_flags & SHOAL_SEND_SIGNALED) != 0};
+    ctx->wrs[token] = held;
     r.wr_id = token;
     r.has_imm = wr->opcode == SHOAL_WR_SEND_WITH_IMM || wr->opcode == SHOAL_WR_RDMA_WRITE_WITH_IMM;
     if (write || read) {
@@ -719,9 +796,8 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
       st = ctx->engine->transport().post_send(r);
     }
     if (!st.ok()) {
+      release_wr(ctx, ctx->wrs[token]);
       ctx->wrs.free(token);
-      std::lock_guard<std::mutex> l(ctx->mu);
-      if (pin) --pin->inflight;
       return fail(st);
     }
     ++qp->sends_outstanding;
@@ -738,14 +814,17 @@ int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_
     *bad_wr = wr;
     if (wr->num_sge > qp->cap.max_recv_sge || (wr->num_sge && !wr->sg_list))
       return fail(EINVAL, "shoal_post_recv: num_sge above the QP's max_recv_sge, or no sg_list");
-    if (wr->num_sge > 1) return fail(ENOTSUP, "shoal_post_recv: more than one SGE per receive is not implemented yet");
     if (qp->cap.max_recv_wr && qp->recvs_posted >= qp->cap.max_recv_wr)
       return fail(EAGAIN, "shoal_post_recv: receive queue full (max_recv_wr)");
     std::span<uint8_t> buf;
-    if (wr->num_sge == 1) {
+    uint32_t sgl = shoal::kNoIndex;
+    if (wr->num_sge >= 1) {
       std::string why;
       std::lock_guard<std::mutex> l(ctx->mu);
-      if (!check_sge(ctx, wr->sg_list[0], SHOAL_ACCESS_LOCAL_WRITE, &why)) {
+      bool ok = true;
+      for (uint32_t k = 0; k < wr->num_sge && ok; ++k)
+        ok = check_sge(ctx, wr->sg_list[k], SHOAL_ACCESS_LOCAL_WRITE, &why) != nullptr;
+      if (!ok) {
         shoal_wc w{};
         w.wr_id = wr->wr_id;
         w.status = SHOAL_WC_LOC_PROT_ERR;
@@ -756,9 +835,23 @@ int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_
         g_last_error = why;
         continue;
       }
-      buf = {reinterpret_cast<uint8_t*>(wr->sg_list[0].addr), wr->sg_list[0].length};
+      if (wr->num_sge == 1) {
+        buf = {reinterpret_cast<uint8_t*>(wr->sg_list[0].addr), wr->sg_list[0].length};
+      } else {
+        sgl = ctx->alloc_sgl();
+        if (sgl == shoal::kNoIndex) return fail(EAGAIN, "shoal_post_recv: too many multi-SGE WRs outstanding");
+        shoal_context::SgRecord& rec = ctx->sgls[sgl];
+        for (uint32_t k = 0; k < wr->num_sge; ++k) {
+          rec.seg[k] = shoal::ses::Segment{reinterpret_cast<uint8_t*>(wr->sg_list[k].addr), wr->sg_list[k].length};
+          rec.pins[k] = nullptr;  // receives do not pin (as before)
+        }
+        rec.count = wr->num_sge;
+      }
     }
     absl::Status st;
+    const uint32_t tag = sgl == shoal::kNoIndex ? 0 : sgl + 1;
+    const std::span<const shoal::ses::Segment> list =
+        sgl == shoal::kNoIndex ? std::span<const shoal::ses::Segment>() : std::span<const shoal::ses::Segment>(ctx->sgls[sgl].seg, ctx->sgls[sgl].count);
     if (ctx->thread) {
       shoal::engine::PostCommand cmd{};
       cmd.kind = shoal::engine::PostCommand::kRecv;
@@ -766,9 +859,18 @@ int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_
       cmd.buf = buf.data();
       cmd.len = static_cast<uint32_t>(buf.size());
       cmd.wr_id = wr->wr_id;
+      cmd.sgl = list.data();
+      cmd.nsge = static_cast<uint8_t>(list.size());
+      cmd.tag = tag;
       if (!ctx->thread->post(cmd)) st = absl::ResourceExhaustedError("shoal_post_recv: the engine's post ring is full");
+    } else if (tag) {
+      st = ctx->engine->transport().post_recv(qp->index, list, wr->wr_id, tag);
     } else {
       st = ctx->engine->transport().post_recv(qp->index, buf, wr->wr_id);
+    }
+    if (!st.ok() && sgl != shoal::kNoIndex) {
+      std::lock_guard<std::mutex> l(ctx->mu);
+      ctx->release_sgl(sgl);
     }
     if (!st.ok()) return fail(st);
     ++qp->recvs_posted;

@@ -103,10 +103,12 @@ void EngineThread::apply(const PostCommand& cmd) {
       spill_.push_back(c);
     }
   } else {
-    st = t.post_recv(cmd.qp, std::span<uint8_t>(cmd.buf, cmd.len), cmd.wr_id);
+    st = cmd.nsge ? t.post_recv(cmd.qp, std::span<const ses::Segment>(cmd.sgl, cmd.nsge), cmd.wr_id, cmd.tag)
+                  : t.post_recv(cmd.qp, std::span<uint8_t>(cmd.buf, cmd.len), cmd.wr_id);
     if (!st.ok()) {
       ses::Completion c;
       c.wr_id = cmd.wr_id;
+      c.tag = cmd.tag;
       c.status = ses::WcStatus::kLocProtErr;
       c.opcode = ses::WcOpcode::kRecv;
       c.qp = cmd.qp;

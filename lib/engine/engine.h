@@ -95,6 +95,11 @@ struct PostCommand {
   uint8_t* buf;            // kRecv
   uint32_t len;            // kRecv
   uint64_t wr_id;          // kRecv
+  // kRecv into a scatter/gather list (nsge > 0) instead of buf/len; the list
+  // stays valid until the receive completes, and `tag` comes back with it.
+  const ses::Segment* sgl;
+  uint32_t tag;
+  uint8_t nsge;
 };
 
 // An engine on its own thread. The application thread (one at a time) posts

@@ -574,6 +574,12 @@ void Pdc::on_nack(const wire::NackHeader& nack, TimePoint now) {
   if (!slots_) return;
   const Psn psn(nack.nack_psn);
   if (psn < una_ || psn >= next_psn_) return;
+  // A target that refused everything so far (a bad rkey, say) never ACKed:
+  // its NACKs are the only way to learn its PDC id, which the CLOSE needs.
+  if (!remote_known_) {
+    remote_id_ = nack.spdcid;
+    remote_known_ = true;
+  }
   switch (nack.code) {
     case wire::NackCode::kPsnOorWindow:
       if (config_.retx == RetxMode::kGoBackN) {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "lib/base/log.h"
+#include "lib/base/status.h"
 
 namespace shoal::ses {
 
@@ -56,11 +57,42 @@ Transport::~Transport() = default;
 // Application side
 // ============================================================================
 
+namespace {
+// Bytes [off, off + len) of a scatter/gather list, copied out to `flat`
+// (kToList false) or in from it. The caller keeps the range inside the list.
+template <bool kToList>
+void sgl_copy(const Segment* sgl, uint32_t n, uint64_t off, uint8_t* flat, uint32_t len) {
+  uint32_t i = 0;
+  while (i < n && off >= sgl[i].len) off -= sgl[i++].len;
+  for (; len && i < n; ++i, off = 0) {
+    const uint32_t take = static_cast<uint32_t>(std::min<uint64_t>(len, sgl[i].len - off));
+    if (kToList) {
+      std::memcpy(sgl[i].addr + off, flat, take);
+    } else {
+      std::memcpy(flat, sgl[i].addr + off, take);
+    }
+    flat += take;
+    len -= take;
+  }
+}
+
+uint64_t sgl_bytes(std::span<const Segment> sgl) {
+  uint64_t n = 0;
+  for (const Segment& s : sgl) n += s.len;
+  return n;
+}
+}  // namespace
+
 absl::Status Transport::post_send(const SendRequest& req) {
   ++activity_;
-  if (req.data.size() > kMaxMessageBytes) {
+  if (req.sgl.size() > kMaxSegments) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%u segments in one message (at most %u)", req.sgl.size(), kMaxSegments));
+  }
+  const uint64_t bytes = req.sgl.empty() ? req.data.size() : sgl_bytes(req.sgl);
+  if (bytes > kMaxMessageBytes) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "message of %u bytes exceeds the 4 GiB - 1 limit of the SES header", req.data.size()));
+        "message of %u bytes exceeds the 4 GiB - 1 limit of the SES header", bytes));
   }
   if (req.dst_qp >= 4096) {
     return absl::InvalidArgumentError(absl::StrFormat("dst_qp %u does not fit 12 bits", req.dst_qp));
@@ -75,9 +107,9 @@ absl::Status Transport::post_send(const SendRequest& req) {
     return absl::ResourceExhaustedError(absl::StrFormat(
         "%u RDMA READs outstanding (max_reads); poll completions first", reads_.capacity()));
   }
-  if (req.mode == DeliveryMode::kUud && req.data.size() > config_.mtu_payload) {
+  if (req.mode == DeliveryMode::kUud && bytes > config_.mtu_payload) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "UUD message of %u bytes exceeds one packet (%u bytes)", req.data.size(), config_.mtu_payload));
+        "UUD message of %u bytes exceeds one packet (%u bytes)", bytes, config_.mtu_payload));
   }
   if (tx_msgs_.full()) {
     return absl::ResourceExhaustedError(absl::StrFormat(
@@ -96,7 +128,9 @@ absl::Status Transport::post_send(const SendRequest& req) {
   const uint32_t m = tx_msgs_.alloc();
   TxMsg& msg = tx_msgs_[m];
   msg.data = req.data.data();
-  msg.len = static_cast<uint32_t>(req.data.size());
+  msg.sgl = req.sgl.data();
+  msg.nsge = static_cast<uint8_t>(req.sgl.size());
+  msg.len = static_cast<uint32_t>(bytes);
   msg.wr_id = req.wr_id;
   msg.imm = req.imm;
   msg.has_imm = req.has_imm;
@@ -205,6 +239,7 @@ absl::Status Transport::destroy_qp(uint16_t qp) {
   while (pop_recv(qp, &rb)) {
     Completion c;
     c.wr_id = rb.wr_id;
+    c.tag = rb.tag;
     c.status = WcStatus::kWrFlushErr;
     c.opcode = WcOpcode::kRecv;
     c.qp = qp;
@@ -322,7 +357,11 @@ pds::RequestVerdict Transport::on_read_response(pds::Pdc& pdc, const wire::Packe
     ++counters_.rx_ses_malformed;
     return pds::RequestVerdict::kDiscard;
   }
-  if (payload) std::memcpy(const_cast<uint8_t*>(msg.data) + r.msg_off, pkt.payload.data(), payload);
+  if (payload && msg.nsge) {
+    sgl_copy<true>(msg.sgl, msg.nsge, r.msg_off, const_cast<uint8_t*>(pkt.payload.data()), payload);
+  } else if (payload) {
+    std::memcpy(const_cast<uint8_t*>(msg.data) + r.msg_off, pkt.payload.data(), payload);
+  }
   msg.landed += payload;
   counters_.payload_bytes_received += payload;
   maybe_finish_read(m);
@@ -348,9 +387,31 @@ absl::Status Transport::post_recv(uint16_t qp, std::span<uint8_t> buffer, uint64
     q.ring.swap(bigger);
     q.head = 0;
   }
-  q.ring[(q.head + q.count) % q.ring.size()] =
-      RecvBuf{buffer.data(), static_cast<uint32_t>(buffer.size()), wr_id};
+  RecvBuf& rb = q.ring[(q.head + q.count) % q.ring.size()];
+  rb.buf = buffer.data();
+  rb.wr_id = wr_id;
+  rb.len = static_cast<uint32_t>(buffer.size());
+  rb.tag = 0;
+  rb.nsge = 0;
   ++q.count;
+  return absl::OkStatus();
+}
+
+absl::Status Transport::post_recv(uint16_t qp, std::span<const Segment> sgl, uint64_t wr_id, uint32_t tag) {
+  if (sgl.size() > kMaxSegments) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%u segments in one receive (at most %u)", sgl.size(), kMaxSegments));
+  }
+  if (tag >= (1u << 27)) return absl::InvalidArgumentError("receive tag above 2^27 - 1");
+  const uint64_t bytes = sgl_bytes(sgl);
+  if (bytes > kMaxMessageBytes) return absl::InvalidArgumentError("receive buffer larger than 4 GiB - 1");
+  RETURN_IF_ERROR(post_recv(qp, std::span<uint8_t>(), wr_id));
+  RecvQueue& q = qps_[qp].rq;
+  RecvBuf& rb = q.ring[(q.head + q.count - 1) % q.ring.size()];
+  rb.len = static_cast<uint32_t>(bytes);
+  rb.sgl = sgl.data();
+  rb.nsge = static_cast<uint32_t>(sgl.size());
+  rb.tag = tag;
   return absl::OkStatus();
 }
 
@@ -665,7 +726,7 @@ size_t Transport::encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size
     r.mod_len = m.len;
     r.msg_off = off;
     const size_t n = wire::encode_ses_response(r, /*with_data=*/true, std::span<uint8_t>(out, cap));
-    if (len) std::memcpy(out + n, m.data + off, len);
+    if (len) std::memcpy(out + n, m.data + off, len);  // from a registered region: contiguous
     *next_hdr = wire::NextHdr::kRspData;
     return n + len;
   }
@@ -694,7 +755,11 @@ size_t Transport::encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size
   }
   h.req_len = m.len;
   const size_t n = wire::encode_ses_request(h, std::span<uint8_t>(out, cap));
-  if (len) std::memcpy(out + n, m.data + off, len);
+  if (len && m.nsge) {
+    sgl_copy<false>(m.sgl, m.nsge, off, out + n, len);
+  } else if (len) {
+    std::memcpy(out + n, m.data + off, len);
+  }
   return n + len;
 }
 
@@ -843,6 +908,12 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
   const uint16_t id = pdc.local_id();
   PdcSes& slot = ses_[id];
   const uint32_t key = (uint32_t{id} << 16) | h.msg_id;
+  const uint32_t psn = pkt.request.psn;
+  if (too_long_live_ && !is_write && is_too_long(key, psn, h.req_len)) {
+    ++counters_.rx_too_long;
+    *ses_code = static_cast<uint8_t>(wire::SesReturnCode::kTooLong);
+    return pds::RequestVerdict::kRejected;
+  }
   uint32_t r;
   bool indexed = true;  // r is in rx_index_ under key
   auto it = rx_index_.find(key);
@@ -877,7 +948,10 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
     r = rx_msgs_.alloc();
     indexed = false;
     RxMsg& rm = rx_msgs_[r];
-    rm.buf = rb.buf;
+    rm.buf = rb.nsge ? nullptr : rb.buf;
+    rm.sgl = rb.nsge ? rb.sgl : nullptr;
+    rm.nsge = rb.nsge;
+    rm.tag = rb.tag;
     rm.buf_len = rb.len;
     rm.wr_id = rb.wr_id;
     rm.msg_len = h.req_len;
@@ -890,6 +964,25 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
     rm.write = is_write;
     rm.silent = !needs_recv;
     rm.len_error = !is_write && h.req_len > rb.len;
+    if (rm.len_error) {
+      // The buffer ends with LOC_LEN_ERR now, in its place in the order on
+      // ROD; the message itself is refused packet by packet (see too_long_).
+      remember_too_long(key, psn, h.req_len);
+      ++counters_.rx_too_long;
+      *ses_code = static_cast<uint8_t>(wire::SesReturnCode::kTooLong);
+      rm.landed = rm.msg_len;
+      rm.complete = true;
+      if (pdc.mode() != DeliveryMode::kRod || h.msg_id == slot.next_complete) {
+        complete_rx(r, pdc.peer());
+        if (pdc.mode() == DeliveryMode::kRod) {
+          ++slot.next_complete;
+          deliver_rod(id, pdc.peer());
+        }
+      } else {
+        rx_index_.emplace(key, r);  // deliver_rod completes it in turn
+      }
+      return pds::RequestVerdict::kRejected;
+    }
     // A message whose first packet is also its last and that may complete
     // now (RUD, or the ROD message next in order) never needs the index.
     const bool whole = (h.flags & wire::kSesFlagSom) && (h.flags & wire::kSesFlagEom) && payload == h.req_len;
@@ -907,6 +1000,8 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
   // and for a WRITE at the checked address in the registered region.
   if (rm.write) {
     if (payload) std::memcpy(write_dst, pkt.payload.data(), payload);
+  } else if (!rm.len_error && payload && rm.nsge) {
+    sgl_copy<true>(rm.sgl, rm.nsge, off, const_cast<uint8_t*>(pkt.payload.data()), payload);
   } else if (!rm.len_error && payload) {
     std::memcpy(rm.buf + off, pkt.payload.data(), payload);
   }
@@ -930,6 +1025,22 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
   return pds::RequestVerdict::kAccepted;
 }
 
+bool Transport::is_too_long(uint32_t key, uint32_t psn, uint32_t req_len) const {
+  for (const TooLong& t : too_long_) {
+    // Within 65536 PSNs of the first packet seen: the same msg_id on this
+    // PDC comes back only after 65536 further messages, each a PSN at least.
+    if (t.live && t.key == key && t.req_len == req_len && psn - t.first_psn + 65535u < 131071u) return true;
+  }
+  return false;
+}
+
+void Transport::remember_too_long(uint32_t key, uint32_t psn, uint32_t req_len) {
+  TooLong& t = too_long_[too_long_next_];
+  if (!t.live) ++too_long_live_;
+  t = TooLong{key, psn, req_len, true};
+  too_long_next_ = (too_long_next_ + 1) % kTooLongSlots;
+}
+
 void Transport::complete_rx(uint32_t r, PeerAddr peer) {
   RxMsg& rm = rx_msgs_[r];
   if (rm.silent) {  // a plain WRITE on ROD: its place in the order, no completion
@@ -938,6 +1049,7 @@ void Transport::complete_rx(uint32_t r, PeerAddr peer) {
   }
   Completion c;
   c.wr_id = rm.wr_id;
+  c.tag = rm.tag;
   c.status = rm.len_error ? WcStatus::kLocLenErr : WcStatus::kSuccess;
   c.opcode = rm.write ? WcOpcode::kRecvRdmaWithImm : WcOpcode::kRecv;
   c.byte_len = rm.len_error ? 0 : rm.msg_len;
@@ -1008,7 +1120,10 @@ void Transport::on_uud(const wire::Packet& pkt, const RxMeta& meta) {
   }
   const uint32_t r = rx_msgs_.alloc();
   RxMsg& rm = rx_msgs_[r];
-  rm.buf = rb.buf;
+  rm.buf = rb.nsge ? nullptr : rb.buf;
+  rm.sgl = rb.nsge ? rb.sgl : nullptr;
+  rm.nsge = rb.nsge;
+  rm.tag = rb.tag;
   rm.buf_len = rb.len;
   rm.wr_id = rb.wr_id;
   rm.msg_len = h.req_len;
@@ -1020,7 +1135,11 @@ void Transport::on_uud(const wire::Packet& pkt, const RxMeta& meta) {
   rm.len_error = h.req_len > rb.len;
   rm.write = false;
   rm.silent = false;
-  if (!rm.len_error && h.req_len) std::memcpy(rm.buf, pkt.payload.data(), h.req_len);
+  if (!rm.len_error && h.req_len && rm.nsge) {
+    sgl_copy<true>(rm.sgl, rm.nsge, 0, const_cast<uint8_t*>(pkt.payload.data()), h.req_len);
+  } else if (!rm.len_error && h.req_len) {
+    std::memcpy(rm.buf, pkt.payload.data(), h.req_len);
+  }
   counters_.payload_bytes_received += h.req_len;
   complete_rx(r, meta.peer);
 }

@@ -83,8 +83,17 @@ inline constexpr uint32_t kRemoteWrite = 1;
 inline constexpr uint32_t kRemoteRead = 2;
 inline constexpr uint32_t kZeroBased = 4;  // remote addresses are offsets into the region
 
+// One piece of a scatter/gather list: `len` bytes at `addr`.
+struct Segment {
+  uint8_t* addr = nullptr;
+  uint32_t len = 0;
+};
+// Most segments in one list (what verbs calls max_sge).
+inline constexpr uint32_t kMaxSegments = 16;
+
 struct Completion {
   uint64_t wr_id = 0;
+  uint32_t tag = 0;      // receive: the tag its post_recv gave
   WcStatus status = WcStatus::kSuccess;
   WcOpcode opcode = WcOpcode::kSend;
   bool has_imm = false;
@@ -107,6 +116,10 @@ struct SendRequest {
   // kSend/kWrite: the bytes to send. kRead: the local buffer the bytes read
   // land in (written by the engine; its size is the read length).
   std::span<const uint8_t> data;
+  // Instead of `data`, when not empty: the message is these segments, in
+  // order (kSend/kWrite gather from them, kRead scatters into them). The
+  // list, like the bytes, must stay valid and unchanged until completion.
+  std::span<const Segment> sgl;
   uint64_t wr_id = 0;
   bool has_imm = false;
   uint64_t imm = 0;
@@ -141,6 +154,7 @@ struct TransportCounters {
   uint64_t rx_rnr = 0;             // no receive buffer posted (refused)
   uint64_t rx_uud_dropped = 0;
   uint64_t rx_access_denied = 0;   // WRITE/READ to an unknown rkey, outside it, or without the right
+  uint64_t rx_too_long = 0;        // SEND packets refused: the message is longer than its receive buffer
   uint64_t reads_served = 0;       // READ requests answered with data
   uint64_t read_responses_stale = 0;  // data for a READ that had ended (timed out): dropped
   uint64_t read_timeouts = 0;
@@ -168,6 +182,11 @@ class Transport final : public pds::PdsUpper {
   absl::Status post_send(const SendRequest& req);
   // Errors: InvalidArgument (not a live QP), ResourceExhausted (queue full).
   absl::Status post_recv(uint16_t qp, std::span<uint8_t> buffer, uint64_t wr_id);
+  // A receive into a scatter/gather list (at most kMaxSegments), which must
+  // stay valid until its completion; `tag` comes back in that completion (the
+  // owner of the list frees it then). Errors: as above, and InvalidArgument
+  // for more than kMaxSegments segments.
+  absl::Status post_recv(uint16_t qp, std::span<const Segment> sgl, uint64_t wr_id, uint32_t tag);
   // Endpoints. QP 0 is the engine's default endpoint and always exists.
   // create_qp errors: ResourceExhausted (max_qps in use). destroy_qp ends
   // every posted receive with WR_FLUSH_ERR; errors: InvalidArgument (not a
@@ -214,6 +233,7 @@ class Transport final : public pds::PdsUpper {
 
   struct TxMsg {
     const uint8_t* data;
+    const Segment* sgl;     // with nsge > 0, the message instead of data
     uint64_t wr_id;
     uint64_t imm;
     PeerAddr peer;
@@ -229,6 +249,7 @@ class Transport final : public pds::PdsUpper {
     bool has_imm;
     bool signaled;
     bool failed;
+    uint8_t nsge;
     WcStatus fail_status;  // set with `failed`
     DeliveryMode mode;
     uint8_t tc;
@@ -250,7 +271,10 @@ class Transport final : public pds::PdsUpper {
   };
   struct RxMsg {
     uint8_t* buf;
+    const Segment* sgl;  // with nsge > 0, the buffer instead of buf
     uint64_t wr_id;
+    uint32_t tag;
+    uint8_t nsge;
     uint64_t imm;
     uint32_t buf_len;
     uint32_t msg_len;
@@ -263,11 +287,19 @@ class Transport final : public pds::PdsUpper {
     bool write;    // an RDMA WRITE: bytes go to registered memory, not buf
     bool silent;   // a plain WRITE tracked only for ROD order: no completion
   };
+  // 24 bytes: a deep receive ring is most of a QP's memory.
   struct RecvBuf {
-    uint8_t* buf;
-    uint32_t len;
+    union {
+      uint8_t* buf;        // nsge == 0
+      const Segment* sgl;  // nsge > 0
+    };
     uint64_t wr_id;
+    uint32_t len;          // bytes in all
+    uint32_t tag : 27;     // post_recv's tag (below 2^27)
+    uint32_t nsge : 5;
   };
+  static_assert(sizeof(RecvBuf) == 24);
+  static_assert(kMaxSegments < 32);
   struct RecvQueue {
     std::vector<RecvBuf> ring;
     uint32_t head = 0, count = 0;
@@ -333,6 +365,25 @@ class Transport final : public pds::PdsUpper {
   Slab<PendingRead> reads_;
   static constexpr uint64_t kReadTimerTag = uint64_t{1} << 63;  // timers_ cookie of a READ timeout
   absl::flat_hash_map<uint32_t, uint32_t> rx_index_;  // (pdc id << 16 | msg_id) -> rx msg
+  // SENDs longer than the receive buffer they took. The receiver completes
+  // that buffer with LOC_LEN_ERR at the first packet and refuses every packet
+  // of the message with TOO_LONG, so the sender ends with REM_INV_REQ_ERR, as
+  // an RC QP's NAK does. A refused PSN is never acknowledged and may come
+  // again (the NACK was lost), so the message is remembered here, by key and
+  // the PSN of the first packet seen, to refuse it again without taking a
+  // second buffer. A bounded ring: the oldest entry makes room.
+  struct TooLong {
+    uint32_t key = 0;
+    uint32_t first_psn = 0;
+    uint32_t req_len = 0;
+    bool live = false;
+  };
+  static constexpr uint32_t kTooLongSlots = 32;
+  TooLong too_long_[kTooLongSlots];
+  uint32_t too_long_next_ = 0;
+  uint32_t too_long_live_ = 0;
+  bool is_too_long(uint32_t key, uint32_t psn, uint32_t req_len) const;
+  void remember_too_long(uint32_t key, uint32_t psn, uint32_t req_len);
   // Endpoints (QPs) of this engine; QP 0 always exists.
   struct Endpoint {
     RecvQueue rq;

@@ -197,10 +197,43 @@ TEST(Transport, ReceiveBufferTooSmallIsLocLenErrAndUntouched) {
   ASSERT_EQ(rc.size(), 1u);
   EXPECT_EQ(rc[0].status, WcStatus::kLocLenErr);
   for (uint8_t b : guard) ASSERT_EQ(b, 0xEE);
-  // The sender's message was delivered (acknowledged) all the same.
+  // The sender learns it too, as from an RC QP's NAK: REM_INV_REQ_ERR.
   auto sc = p.completions(0);
   ASSERT_EQ(sc.size(), 1u);
-  EXPECT_EQ(sc[0].status, WcStatus::kSuccess);
+  EXPECT_EQ(sc[0].status, WcStatus::kRemInvReqErr);
+  EXPECT_GT(p.h(1).counters().rx_too_long, 0u);
+}
+
+TEST(Transport, TooLongSendRefusedAgainWithoutTakingAnotherBuffer) {
+  // The receiver's refusals are lost for a while, so the sender resends the
+  // refused packets: they must be refused again, not land in the next
+  // buffer, which then serves the next message.
+  Pair p(small_mtu());
+  const auto big = pattern(600, 3);
+  const auto fits = pattern(80, 4);
+  std::vector<uint8_t> small(100, 0xEE), next(1000, 0xEE);
+  ASSERT_TRUE(p.h(1).post_recv(0, small, 1).ok());
+  ASSERT_TRUE(p.h(1).post_recv(0, next, 2).ok());
+  ASSERT_TRUE(p.h(0).post_send(send_to(big, 1)).ok());
+  const TimePoint heal = p.now + Duration::micros(1500);
+  // 20 ms: past the pool's idle close, so the PDC that saw only refusals
+  // must also close cleanly before the next message can go.
+  p.run(Duration::millis(20), [&](const Datagram& d) { return d.to == 1 || p.now >= heal; });
+  auto sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, WcStatus::kRemInvReqErr);
+  auto rc = p.completions(1);
+  ASSERT_EQ(rc.size(), 1u);
+  EXPECT_EQ(rc[0].wr_id, 1u);
+  EXPECT_EQ(rc[0].status, WcStatus::kLocLenErr);
+  for (uint8_t b : next) ASSERT_EQ(b, 0xEE);
+  ASSERT_TRUE(p.h(0).post_send(send_to(fits, 1)).ok());
+  p.run(Duration::millis(5));
+  rc = p.completions(1);
+  ASSERT_EQ(rc.size(), 1u);
+  EXPECT_EQ(rc[0].wr_id, 2u);
+  EXPECT_EQ(rc[0].status, WcStatus::kSuccess);
+  EXPECT_TRUE(std::equal(fits.begin(), fits.end(), next.begin()));
 }
 
 TEST(Transport, NoReceivePostedIsRetriedUntilOneIs) {

@@ -102,15 +102,15 @@ class Api : public ::testing::Test {
       }
     }
   }
-  shoal_qp* make_qp(Side& s, uint32_t type) {
+  shoal_qp* make_qp(Side& s, uint32_t type, uint32_t send_sge = 2, uint32_t recv_sge = 1) {
     shoal_qp_init_attr qa{};
     qa.qp_type = type;
     qa.send_cq = s.cq;
     qa.recv_cq = s.cq;
     qa.cap.max_send_wr = 1024;
     qa.cap.max_recv_wr = 1024;
-    qa.cap.max_send_sge = 2;
-    qa.cap.max_recv_sge = 1;
+    qa.cap.max_send_sge = send_sge;
+    qa.cap.max_recv_sge = recv_sge;
     shoal_qp* qp = nullptr;
     EXPECT_EQ(shoal_create_qp(s.pd, &qa, &qp), 0) << shoal_last_error();
     return qp;
@@ -535,7 +535,7 @@ TEST_F(Api, RdmaReadBringsRemoteBytesAndPastTheMrEndFails) {
   EXPECT_EQ(sc[0].status, SHOAL_WC_LOC_PROT_ERR);
 }
 
-TEST_F(Api, UnimplementedOpcodesAreRefusedAtPostNotFaked) {
+TEST_F(Api, APostListStopsAtTheFirstBadWr) {
   std::vector<uint8_t> src(64);
   shoal_mr* smr = reg(a, src, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE);
   shoal_ah* ah = ah_to(a, b, b.qp);
@@ -550,12 +550,9 @@ TEST_F(Api, UnimplementedOpcodesAreRefusedAtPostNotFaked) {
   w2 = w1;
   w2.wr_id = 2;
   w2.next = nullptr;
-  // Two SGEs in one WR are not implemented yet.
-  shoal_sge two[2] = {sge, sge};
-  w2.sg_list = two;
-  w2.num_sge = 2;
+  w2.opcode = 77;  // no such opcode
   shoal_send_wr* bad = nullptr;
-  EXPECT_EQ(shoal_post_send(a.qp, &w1, &bad), ENOTSUP);
+  EXPECT_EQ(shoal_post_send(a.qp, &w1, &bad), EINVAL);
   EXPECT_EQ(bad, &w2);  // the SEND before it was posted
   EXPECT_STRNE(shoal_last_error(), "");
   // The SEND before it was posted and must end before its buffer goes out
@@ -564,6 +561,187 @@ TEST_F(Api, UnimplementedOpcodesAreRefusedAtPostNotFaked) {
   ASSERT_EQ(sc.size(), 1u);
   EXPECT_EQ(sc[0].wr_id, 1u);
   EXPECT_EQ(sc[0].status, SHOAL_WC_RNR_RETRY_EXC_ERR);
+}
+
+TEST_F(Api, ScatterGatherListsGatherOnSendAndScatterOnReceive) {
+  // Three pieces from two MRs, sent as one message across packet bounds,
+  // land in four receive pieces of other sizes.
+  const uint32_t n1 = mtu - 5, n2 = 7, n3 = mtu + 300;
+  std::vector<uint8_t> one(n1 + n3), two(n2);
+  for (size_t i = 0; i < one.size(); ++i) one[i] = static_cast<uint8_t>(i * 13 + 1);
+  for (size_t i = 0; i < two.size(); ++i) two[i] = static_cast<uint8_t>(200 + i);
+  shoal_mr* m1 = reg(a, one);
+  shoal_mr* m2 = reg(a, two);
+  std::vector<uint8_t> expect;
+  expect.insert(expect.end(), one.begin(), one.begin() + n1);
+  expect.insert(expect.end(), two.begin(), two.end());
+  expect.insert(expect.end(), one.begin() + n1, one.end());
+  const uint32_t total = static_cast<uint32_t>(expect.size());
+  std::vector<uint8_t> sink(total + 64, 0xEE);
+  shoal_mr* rm = reg(b, sink);
+  // Receive pieces: 100, mtu, 1, the rest (+ 16 spare), with gaps between.
+  const uint32_t r1 = 100, r2 = mtu, r3 = 1, r4 = total - r1 - r2 - r3 + 16;
+  ASSERT_LE(r1 + r2 + r3 + r4 + 12, sink.size());
+  shoal_sge rs[4] = {{reinterpret_cast<uint64_t>(sink.data()), r1, rm->lkey},
+                     {reinterpret_cast<uint64_t>(sink.data()) + r1 + 4, r2, rm->lkey},
+                     {reinterpret_cast<uint64_t>(sink.data()) + r1 + r2 + 8, r3, rm->lkey},
+                     {reinterpret_cast<uint64_t>(sink.data()) + r1 + r2 + r3 + 12, r4, rm->lkey}};
+  shoal_qp* bq = make_qp(b, SHOAL_QPT_RUD, 4, 4);
+  shoal_qp* aq = make_qp(a, SHOAL_QPT_RUD, 4, 4);
+  extra_qps[0].push_back(aq);
+  extra_qps[1].push_back(bq);
+  shoal_recv_wr rw{};
+  rw.wr_id = 9;
+  rw.sg_list = rs;
+  rw.num_sge = 4;
+  shoal_recv_wr* rbad = nullptr;
+  ASSERT_EQ(shoal_post_recv(bq, &rw, &rbad), 0) << shoal_last_error();
+  shoal_sge ss[3] = {{reinterpret_cast<uint64_t>(one.data()), n1, m1->lkey},
+                     {reinterpret_cast<uint64_t>(two.data()), n2, m2->lkey},
+                     {reinterpret_cast<uint64_t>(one.data()) + n1, n3, m1->lkey}};
+  shoal_send_wr sw{};
+  sw.wr_id = 8;
+  sw.sg_list = ss;
+  sw.num_sge = 3;
+  sw.opcode = SHOAL_WR_SEND;
+  sw.send_flags = SHOAL_SEND_SIGNALED;
+  sw.ah = ah_to(a, b, bq);
+  shoal_send_wr* sbad = nullptr;
+  ASSERT_EQ(shoal_post_send(aq, &sw, &sbad), 0) << shoal_last_error();
+  // Both MRs are pinned by the one WR until it completes.
+  EXPECT_EQ(shoal_dereg_mr(m2), EBUSY);
+  auto rc = wait(b, 1);
+  auto sc = wait(a, 1);
+  ASSERT_EQ(rc.size(), 1u);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_SUCCESS);
+  EXPECT_EQ(rc[0].status, SHOAL_WC_SUCCESS);
+  EXPECT_EQ(rc[0].byte_len, total);
+  std::vector<uint8_t> got;
+  for (const shoal_sge& r : rs) {
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(r.addr);
+    got.insert(got.end(), p, p + r.length);
+  }
+  got.resize(total);
+  EXPECT_EQ(got, expect);
+  // The gaps between the pieces and the spare bytes are untouched.
+  for (uint32_t gap : {r1, r1 + 4 + r2, r1 + r2 + 8 + r3}) EXPECT_EQ(sink[gap], 0xEE);
+  EXPECT_EQ(sink[r1 + r2 + r3 + 12 + (total - r1 - r2 - r3)], 0xEE);
+}
+
+TEST_F(Api, ScatterGatherReadAndWriteAndABadSecondSge) {
+  std::vector<uint8_t> region(3 * mtu, 0);
+  for (size_t i = 0; i < region.size(); ++i) region[i] = static_cast<uint8_t>(i * 5 + 9);
+  shoal_mr* rmr = reg(b, region, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_READ | SHOAL_ACCESS_REMOTE_WRITE);
+  std::vector<uint8_t> x(mtu + 3, 0), y(mtu, 0);
+  shoal_mr* xm = reg(a, x);
+  shoal_mr* ym = reg(a, y);
+  shoal_qp* aq = make_qp(a, SHOAL_QPT_RUD, 4, 1);
+  extra_qps[0].push_back(aq);
+  shoal_sge sg[2] = {{reinterpret_cast<uint64_t>(x.data()), static_cast<uint32_t>(x.size()), xm->lkey},
+                     {reinterpret_cast<uint64_t>(y.data()), static_cast<uint32_t>(y.size()), ym->lkey}};
+  shoal_send_wr wr{};
+  wr.wr_id = 1;
+  wr.sg_list = sg;
+  wr.num_sge = 2;
+  wr.opcode = SHOAL_WR_RDMA_READ;
+  wr.send_flags = SHOAL_SEND_SIGNALED;
+  wr.ah = ah_to(a, b, b.qp);
+  wr.wr.rdma.remote_addr = reinterpret_cast<uint64_t>(region.data()) + 10;
+  wr.wr.rdma.rkey = rmr->rkey;
+  shoal_send_wr* bad = nullptr;
+  ASSERT_EQ(shoal_post_send(aq, &wr, &bad), 0) << shoal_last_error();
+  auto sc = wait(a, 1);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_SUCCESS);
+  EXPECT_TRUE(std::equal(x.begin(), x.end(), region.begin() + 10));
+  EXPECT_TRUE(std::equal(y.begin(), y.end(), region.begin() + 10 + x.size()));
+  // A WRITE gathers the same way: y then x, at the region's start.
+  std::swap(sg[0], sg[1]);
+  for (auto& v : x) v ^= 0x5A;
+  wr.wr_id = 2;
+  wr.opcode = SHOAL_WR_RDMA_WRITE;
+  wr.wr.rdma.remote_addr = reinterpret_cast<uint64_t>(region.data());
+  ASSERT_EQ(shoal_post_send(aq, &wr, &bad), 0) << shoal_last_error();
+  sc = wait(a, 1);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_SUCCESS);
+  EXPECT_TRUE(std::equal(y.begin(), y.end(), region.begin()));
+  EXPECT_TRUE(std::equal(x.begin(), x.end(), region.begin() + y.size()));
+  // Every SGE is checked: a bad lkey in the second fails the WR at once.
+  sg[1].lkey = 999;
+  wr.wr_id = 3;
+  ASSERT_EQ(shoal_post_send(aq, &wr, &bad), 0);
+  sc = wait(a, 1);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].wr_id, 3u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_LOC_PROT_ERR);
+  // ... and pinned nothing.
+  EXPECT_EQ(shoal_dereg_mr(ym), 0);
+  mrs.erase(std::find(mrs.begin(), mrs.end(), ym));
+}
+
+TEST_F(Api, InlineSendsCopyAtPostUpToTheQpsLimit) {
+  shoal_qp_init_attr qa{};
+  qa.qp_type = SHOAL_QPT_RUD;
+  qa.send_cq = a.cq;
+  qa.recv_cq = a.cq;
+  qa.cap.max_send_wr = 16;
+  qa.cap.max_recv_wr = 16;
+  qa.cap.max_send_sge = 2;
+  qa.cap.max_recv_sge = 1;
+  qa.cap.max_inline_data = 100000;
+  shoal_qp* qp = nullptr;
+  EXPECT_EQ(shoal_create_qp(a.pd, &qa, &qp), EINVAL);  // above the context's max_inline_data
+  shoal_context_attr ca;
+  ASSERT_EQ(shoal_query_context(a.ctx, &ca, sizeof(ca)), 0);
+  ASSERT_GT(ca.max_inline_data, 32u);
+  qa.cap.max_inline_data = 32;
+  ASSERT_EQ(shoal_create_qp(a.pd, &qa, &qp), 0) << shoal_last_error();
+  extra_qps[0].push_back(qp);
+  std::vector<uint8_t> sink(64, 0);
+  shoal_mr* rmr = reg(b, sink);
+  ASSERT_EQ(post_recv(b, b.qp, rmr, sink.data(), 64, 5), 0);
+  // Not registered at all: inline bytes need no lkey.
+  char head[] = "inline:", tail[] = "copied at post";
+  shoal_sge sg[2] = {{reinterpret_cast<uint64_t>(head), 7, 0}, {reinterpret_cast<uint64_t>(tail), 14, 0}};
+  shoal_send_wr wr{};
+  wr.wr_id = 4;
+  wr.sg_list = sg;
+  wr.num_sge = 2;
+  wr.opcode = SHOAL_WR_SEND;
+  wr.send_flags = SHOAL_SEND_INLINE | SHOAL_SEND_SIGNALED;
+  wr.ah = ah_to(a, b, b.qp);
+  shoal_send_wr* bad = nullptr;
+  ASSERT_EQ(shoal_post_send(qp, &wr, &bad), 0) << shoal_last_error();
+  std::memset(tail, 'X', 14);  // the buffer is the application's again at once
+  auto rc = wait(b, 1);
+  ASSERT_EQ(rc.size(), 1u);
+  EXPECT_EQ(rc[0].byte_len, 21u);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(sink.data()), 21), "inline:copied at post");
+  EXPECT_EQ(wait(a, 1).size(), 1u);
+  // Above the QP's limit: EINVAL at post, nothing sent.
+  std::vector<uint8_t> big(33, 1);
+  shoal_sge bs{reinterpret_cast<uint64_t>(big.data()), 33, 0};
+  wr.sg_list = &bs;
+  wr.num_sge = 1;
+  EXPECT_EQ(shoal_post_send(qp, &wr, &bad), EINVAL);
+  EXPECT_EQ(bad, &wr);
+}
+
+TEST_F(Api, SendLongerThanTheReceiveBufferFailsOnBothSides) {
+  std::vector<uint8_t> src(mtu + 10, 3), small(100, 0xEE);
+  shoal_mr* smr = reg(a, src);
+  shoal_mr* rmr = reg(b, small);
+  ASSERT_EQ(post_recv(b, b.qp, rmr, small.data(), 50, 1), 0);
+  ASSERT_EQ(post_send(a, a.qp, ah_to(a, b, b.qp), smr, src.data(), static_cast<uint32_t>(src.size()), 2), 0);
+  auto rc = wait(b, 1);
+  auto sc = wait(a, 1);
+  ASSERT_EQ(rc.size(), 1u);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(rc[0].status, SHOAL_WC_LOC_LEN_ERR);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_REM_INV_REQ_ERR);
+  for (uint8_t v : small) ASSERT_EQ(v, 0xEE);
 }
 
 }  // namespace
