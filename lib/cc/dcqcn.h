@@ -1,0 +1,62 @@
+// lib/cc dcqcn: rate-based congestion control after DCQCN (Zhu et al.,
+// SIGCOMM 2015), the RoCEv2 reaction point.
+//
+// Idea: switches mark ECN (CE); the receiver echoes CE counts in its ACKs,
+// which stand in for CNPs. On a congestion notification, at most one per
+// cnp_interval: target Rt = Rc, current Rc *= (1 - alpha/2), and
+// alpha = (1-g) alpha + g; the increase stages restart. alpha decays,
+// alpha = (1-g) alpha, once per alpha_timer that passes without a cut. The rate
+// recovers on increase events, from a timer (increase_timer) and from a byte
+// counter (byte_counter bytes sent); with T timer and B byte-counter events
+// since the last cut, an event is
+//   fast recovery   while max(T, B) <= F:   Rc = (Rt + Rc) / 2
+//   hyper increase  when min(T, B) > F:     Rt += (min(T,B) - F) * R_HAI, then as above
+//   additive        otherwise:              Rt += R_AI, then as above
+// Rates are clamped to [min_rate, link_rate]; a new flow starts at line rate
+// with alpha = initial_alpha.
+//
+// Output: pacing_rate = Rc, and cwnd_bytes = cwnd_bdp_factor * BDP, a cap
+// that never binds at line rate, so the PDC is rate-driven.
+// Loss, trims and RTOs count as congestion notifications too (one cut, same
+// cnp_interval limit): DCQCN assumes a lossless fabric, so a loss here means
+// a queue overflowed.
+//
+// Timers: next_timer() is the next rate-increase event while Rc is below
+// line rate (nothing otherwise); alpha decay needs no wake-up since it changes
+// no output until the next cut. Every hook first catches up on all timer
+// events due by `now`, so a PDC that fires on_timer late, or never, still
+// gets them (the next hook applies them).
+//
+// Defaults (DcqcnParams in cc_sdk.h): g = 1/256, cnp_interval = 50 us,
+// alpha_timer = increase_timer = 55 us, byte_counter = 10 MB, F = 5,
+// R_AI = 40 Mb/s, R_HAI = 400 Mb/s (10 x R_AI), min_rate = 10 Mb/s,
+// cwnd cap = 2 BDP. All configurable.
+//
+// Invariants: min_rate <= Rc <= link_rate; Rc <= Rt <= link_rate after an
+// increase event; 0 < alpha <= 1; pacing_rate == round(Rc).
+#pragma once
+
+#include <cstdint>
+
+#include "include/shoal/cc_sdk.h"
+
+namespace shoal::cc {
+
+extern const CcOps kDcqcnOps;  // name "dcqcn"
+
+// Private per-PDC state (in CcState::priv). Exposed for tests and dump().
+struct DcqcnState {
+  double rc = 0;  // current rate, bytes/s
+  double rt = 0;  // target rate, bytes/s
+  double alpha = 0;
+  TimePoint last_cut;
+  TimePoint next_alpha;            // next alpha decay
+  TimePoint next_increase;         // next timer increase event
+  uint64_t bytes_since_event = 0;  // byte counter progress
+  uint32_t timer_events = 0;       // T: timer events since the last cut
+  uint32_t byte_events = 0;        // B: byte-counter events since the last cut
+  uint64_t cuts = 0;
+  bool has_cut = false;
+};
+
+}  // namespace shoal::cc
