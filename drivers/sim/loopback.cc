@@ -86,11 +86,12 @@ size_t LoopbackFabric::attached() const {
   return attached_;
 }
 
-PeerAddr LoopbackFabric::attach(std::shared_ptr<LoopbackEndpoint> ep) {
+PeerAddr LoopbackFabric::attach(std::span<const std::shared_ptr<LoopbackEndpoint>> eps) {
   std::lock_guard<std::mutex> lock(mu_);
-  endpoints_.push_back(std::move(ep));
-  ++attached_;
-  return endpoints_.size();
+  const PeerAddr first = endpoints_.size() + 1;
+  for (const auto& ep : eps) endpoints_.push_back(ep);
+  attached_ += eps.size();
+  return first;
 }
 
 void LoopbackFabric::detach(PeerAddr addr) {
@@ -168,13 +169,18 @@ LoopbackDriver::LoopbackDriver(std::shared_ptr<LoopbackFabric> fabric, uint32_t 
   caps_.max_burst = kMaxBurst;
   caps_.queues = queues;
   queues_.reserve(queues);
+  std::vector<std::shared_ptr<LoopbackEndpoint>> eps;
   for (uint32_t q = 0; q < queues; ++q) {
     // Queue 0 draws exactly the sequence of Rng(seed); others get their own.
     auto qu = std::make_unique<Queue>(options_.mtu, options_.seed + q * 0x9e3779b97f4a7c15ULL);
     qu->ep = std::make_shared<LoopbackEndpoint>(options_.inbox, options_.mtu + kSlotHeadroom);
-    qu->addr = fabric_->attach(qu->ep);
+    eps.push_back(qu->ep);
     queues_.push_back(std::move(qu));
   }
+  // One block of consecutive addresses: queue q is queue 0's address + q
+  // (the driver SDK's rule, which QP numbers rely on).
+  const PeerAddr first = fabric_->attach(eps);
+  for (uint32_t q = 0; q < queues; ++q) queues_[q]->addr = first + q;
 }
 
 LoopbackDriver::~LoopbackDriver() {

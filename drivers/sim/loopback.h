@@ -83,8 +83,9 @@ class LoopbackFabric {
  private:
   friend class LoopbackDriver;
   explicit LoopbackFabric(std::string name) : name_(std::move(name)) {}
-  // Gives `ep` the next address. Thread-safe.
-  PeerAddr attach(std::shared_ptr<LoopbackEndpoint> ep);
+  // Gives the endpoints the next consecutive addresses; returns the first.
+  // Thread-safe.
+  PeerAddr attach(std::span<const std::shared_ptr<LoopbackEndpoint>> eps);
   // Makes `addr` unroutable; in-flight senders see it closed. Thread-safe.
   void detach(PeerAddr addr);
   // Copies the endpoints of `addrs[i]` into `out[i]` (null if unroutable)

@@ -50,6 +50,10 @@ class Driver {
 
   virtual const DriverCaps& caps() const = 0;
   // The local address of queue q, as peers reach it, and its text form.
+  // Rule every driver keeps: local_addr(q) == local_addr(0) + q, so a peer
+  // reaches engine e of a context from the context's address and the engine
+  // bits of a QP number alone (sim: consecutive ids; udp/dpdk: consecutive
+  // UDP ports, PeerAddr being IPv4 << 16 | port).
   virtual PeerAddr local_addr(uint32_t q) const = 0;
   // Parses a peer address in the driver's text form ("sim:3",
   // "127.0.0.1:4793"). Errors: InvalidArgument.

@@ -1,23 +1,31 @@
 // lib/api: the C API of include/shoal/verbs.h over engines and a driver.
 //
-// This first implementation covers library mode with one engine per
-// context: contexts, PDs, MRs (lkeys checked on every SGE, rkeys checked by
-// the engine on every packet), CQs that never drop a completion,
+// A context runs num_engines engines, each on its own driver queue with its
+// own address (queue 0's address + e). Everything that carries traffic
+// belongs to one engine: CQs (round-robin for SHOAL_ENGINE_ANY), the QPs of
+// those CQs, their PDCs (each engine has its own pool, so PDCs are sharded
+// by the engine of the QP that opened them), and the WR table. QP numbers
+// are engine << 12 | endpoint; a request names its engine in pid_on_fep and
+// an engine refuses one meant for another. Engines share only the context's
+// MR table (guarded by mu); an MR with remote access is registered on every
+// engine under one rkey.
+//
+// Implemented: contexts, PDs, MRs (lkeys checked on every SGE, rkeys checked
+// by the engine on every packet), CQs that never drop a completion,
 // RUD/ROD/UUD QPs, AHs, SEND / SEND_WITH_IMM, RDMA WRITE / WRITE_WITH_IMM,
 // RDMA READ and receives, scatter/gather lists of up to 16 SGEs and inline
-// sends. What it does not do yet answers with a clear error instead of a
-// silent stub: several engines per context (ENOTSUP at open). Threaded mode
-// runs the engine on
-// its own thread (lib/engine EngineThread); application threads meet at
-// app_mu (posts into the one post ring, completion routing), never at the
-// engine.
+// sends. Threaded mode runs each engine on its own thread (lib/engine
+// EngineThread); application threads meet at that engine's app_mu (posts
+// into its ring, completion routing), never at the engine.
 //
-// Invariants: every object remembers its context; a context refuses to close
-// while objects remain; no C++ exception crosses the API (every entry point
-// is noexcept and reports errno values); engine calls run on the caller's
-// thread (library mode) and never block.
+// Invariants: every object remembers its context (and CQs and QPs their
+// engine); a context refuses to close while objects remain; no C++
+// exception crosses the API (every entry point is noexcept and reports
+// errno values); engine calls run on the caller's thread (library mode) and
+// never block.
 #include "shoal/verbs.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -30,6 +38,7 @@
 #include "absl/strings/str_format.h"
 #include "lib/base/log.h"
 #include "lib/base/slab.h"
+#include "lib/base/status.h"
 #include "lib/engine/engine.h"
 #include "lib/api/dump.h"
 #include "shoal/driver_sdk.h"
@@ -68,12 +77,27 @@ constexpr uint32_t kDefaultCqDepth = 1 << 16;
 
 struct MrImpl;
 
-struct shoal_context {
-  std::unique_ptr<shoal::Driver> driver;
+// Send WRs in flight: the core carries the record's index as its wr_id,
+// so a completion (in any order, RUD) finds its WR, its pinned MR and
+// whether the application asked to see it.
+struct WrRecord {
+  uint64_t wr_id;
+  MrImpl* pin;
+  shoal_qp* qp;
+  bool signaled;
+  uint32_t sgl;  // its SgRecord in the context's sgls, or kNoIndex
+};
+
+// One engine of a context and what only its thread touches. PDCs, QPs and
+// CQs belong to one engine; engines share nothing but the context's MR
+// table (under the context's mu), so in library mode each runs on its own
+// application thread without locks, as verbs.h promises.
+struct EngineSlot {
+  uint32_t index = 0;
   // Library mode: the engine the application drives. Threaded mode: the
   // engine runs on `thread`; the application side talks to it through its
   // rings, and app_mu orders application threads among themselves (posts
-  // into the one post ring, completion routing into CQs, the WR table).
+  // into its post ring, completion routing into its CQs, its WR table).
   std::unique_ptr<shoal::engine::Engine> engine;
   std::unique_ptr<shoal::engine::EngineThread> thread;
   std::mutex app_mu;
@@ -83,23 +107,25 @@ struct shoal_context {
     if (thread) return thread->control(f);
     return f(engine->transport());
   }
+  std::vector<shoal_qp*> qp_by_index;  // transport endpoint index -> QP
+  shoal::Slab<WrRecord> wrs;
+};
+
+struct shoal_context {
+  std::unique_ptr<shoal::Driver> driver;
+  std::vector<std::unique_ptr<EngineSlot>> engines;
+  std::atomic<uint32_t> next_cq_engine{0};  // SHOAL_ENGINE_ANY: round-robin
+  // Runs f on every engine; stops at the first error.
+  absl::Status on_all_engines(const std::function<absl::Status(shoal::ses::Transport&)>& f) {
+    for (auto& e : engines) RETURN_IF_ERROR(e->on_engine(f));
+    return absl::OkStatus();
+  }
   uint32_t job_id = 1;
   std::mutex mu;                 // guards the context-wide tables below
   std::vector<MrImpl*> mrs;      // lkey - 1 -> MR (nullptr when free)
   std::vector<uint32_t> free_lkeys;
   uint32_t pds = 0, mrs_live = 0, cqs = 0, qps = 0, ahs = 0;
-  std::vector<shoal_qp*> qp_by_index;  // transport endpoint index -> QP
-  // Send WRs in flight: the core carries the record's index as its wr_id,
-  // so a completion (in any order, RUD) finds its WR, its pinned MR and
-  // whether the application asked to see it.
-  struct WrRecord {
-    uint64_t wr_id;
-    MrImpl* pin;
-    shoal_qp* qp;
-    bool signaled;
-    uint32_t sgl;  // its SgRecord in sgls, or kNoIndex
-  };
-  shoal::Slab<WrRecord> wrs;
+  uint64_t next_rkey = 0;        // rkeys are the context's, the same on every engine
   // WRs with several SGEs, and inline sends: the segment list (and the
   // inline bytes) the core reads until the WR completes, and the MRs that
   // list pins. Sized on first use (most applications never need one);
@@ -143,6 +169,7 @@ void shoal_context::release_sgl(uint32_t i) {
 
 struct shoal_cq {
   shoal_context* ctx;
+  EngineSlot* es;
   uint32_t depth;
   std::deque<shoal_wc> entries;  // at most depth
   std::deque<shoal_wc> held;     // completions waiting for room (never dropped)
@@ -153,6 +180,7 @@ struct shoal_cq {
 
 struct shoal_qp {
   shoal_pd* pd;
+  EngineSlot* es;  // the engine of its CQs
   uint16_t index;  // transport endpoint
   uint32_t type;
   shoal_cq* send_cq;
@@ -172,19 +200,19 @@ struct shoal_ah {
 
 namespace {
 
-void route_completions(shoal_context* ctx, const shoal::ses::Completion* wc, uint32_t n);
+void route_completions(shoal_context* ctx, EngineSlot& es, const shoal::ses::Completion* wc, uint32_t n);
 
 // Routes the engine's completions to CQs. Called after every engine pass.
-void deliver_completions(shoal_context* ctx) {
+void deliver_completions(shoal_context* ctx, EngineSlot& es) {
   shoal::ses::Completion wc[64];
   uint32_t n;
-  while ((n = ctx->thread ? ctx->thread->poll_completions(wc, 64) : ctx->engine->transport().poll_completions(wc, 64)) > 0) {
-    route_completions(ctx, wc, n);
+  while ((n = es.thread ? es.thread->poll_completions(wc, 64) : es.engine->transport().poll_completions(wc, 64)) > 0) {
+    route_completions(ctx, es, wc, n);
   }
 }
 
 // Lets go of what a send WR held: its MR pin or its SGE list (and pins).
-void release_wr(shoal_context* ctx, shoal_context::WrRecord& rec) {
+void release_wr(shoal_context* ctx, WrRecord& rec) {
   if (!rec.pin && rec.sgl == shoal::kNoIndex) return;
   std::lock_guard<std::mutex> l(ctx->mu);
   if (rec.pin) --rec.pin->inflight;
@@ -193,20 +221,20 @@ void release_wr(shoal_context* ctx, shoal_context::WrRecord& rec) {
   rec.sgl = shoal::kNoIndex;
 }
 
-void route_completions(shoal_context* ctx, const shoal::ses::Completion* wc, uint32_t n) {
+void route_completions(shoal_context* ctx, EngineSlot& es, const shoal::ses::Completion* wc, uint32_t n) {
   {
     for (uint32_t i = 0; i < n; ++i) {
       const shoal::ses::Completion& c = wc[i];
-      shoal_qp* qp = c.qp < ctx->qp_by_index.size() ? ctx->qp_by_index[c.qp] : nullptr;
+      shoal_qp* qp = c.qp < es.qp_by_index.size() ? es.qp_by_index[c.qp] : nullptr;
       const bool send_side = c.opcode == shoal::ses::WcOpcode::kSend || c.opcode == shoal::ses::WcOpcode::kWrite ||
                              c.opcode == shoal::ses::WcOpcode::kRead;
-      if (send_side && (!qp || ctx->wrs[static_cast<uint32_t>(c.wr_id)].qp != qp)) {
+      if (send_side && (!qp || es.wrs[static_cast<uint32_t>(c.wr_id)].qp != qp)) {
         // The WR's QP was destroyed (and the WR reported flushed then): let
         // its record and pin go.
-        shoal_context::WrRecord& rec = ctx->wrs[static_cast<uint32_t>(c.wr_id)];
+        WrRecord& rec = es.wrs[static_cast<uint32_t>(c.wr_id)];
         if (rec.qp == nullptr) {
           release_wr(ctx, rec);
-          ctx->wrs.free(static_cast<uint32_t>(c.wr_id));
+          es.wrs.free(static_cast<uint32_t>(c.wr_id));
         }
         continue;
       }
@@ -218,7 +246,7 @@ void route_completions(shoal_context* ctx, const shoal::ses::Completion* wc, uin
       shoal_wc out{};
       out.wr_id = c.wr_id;
       bool show = true;
-      out.qp_num = qp->index;
+      out.qp_num = (es.index << SHOAL_QPN_INDEX_BITS) | qp->index;
       out.peer_id = c.peer;
       out.byte_len = c.byte_len;
       out.src_qp = c.src_qp;
@@ -243,11 +271,11 @@ void route_completions(shoal_context* ctx, const shoal::ses::Completion* wc, uin
         cq = qp->send_cq;
         if (qp->sends_outstanding) --qp->sends_outstanding;
         const uint32_t token = static_cast<uint32_t>(c.wr_id);
-        shoal_context::WrRecord& rec = ctx->wrs[token];
+        WrRecord& rec = es.wrs[token];
         out.wr_id = rec.wr_id;
         show = rec.signaled || out.status != SHOAL_WC_SUCCESS;
         release_wr(ctx, rec);
-        ctx->wrs.free(token);
+        es.wrs.free(token);
       } else {
         out.opcode = c.opcode == shoal::ses::WcOpcode::kRecvRdmaWithImm ? SHOAL_WC_RECV_RDMA_WITH_IMM : SHOAL_WC_RECV;
         cq = qp->recv_cq;
@@ -269,15 +297,15 @@ void route_completions(shoal_context* ctx, const shoal::ses::Completion* wc, uin
   }
 }
 
-int progress(shoal_context* ctx) {
-  if (ctx->thread) {
+int progress(shoal_context* ctx, EngineSlot& es) {
+  if (es.thread) {
     // The engine runs by itself; only bring its completions in.
-    std::lock_guard<std::mutex> l(ctx->app_mu);
-    deliver_completions(ctx);
+    std::lock_guard<std::mutex> l(es.app_mu);
+    deliver_completions(ctx, es);
     return 0;
   }
-  const uint32_t work = ctx->engine->poll();
-  deliver_completions(ctx);
+  const uint32_t work = es.engine->poll();
+  deliver_completions(ctx, es);
   return static_cast<int>(work);
 }
 
@@ -345,8 +373,8 @@ int shoal_open(const char* uri, const struct shoal_open_attr* attr, struct shoal
       return fail(EINVAL, std::string("shoal_open: bad log_spec '") + attr->log_spec + "'");
   }
   if (mode != SHOAL_MODE_LIBRARY && mode != SHOAL_MODE_THREADED) return fail(EINVAL, "shoal_open: unknown mode");
-  if (engines != 1)
-    return fail(ENOTSUP, "shoal_open: more than one engine per context is not implemented in the C API yet");
+  if (engines == 0 || engines > SHOAL_MAX_ENGINES)
+    return fail(EINVAL, absl::StrFormat("shoal_open: num_engines must be 1..%u", SHOAL_MAX_ENGINES));
   if (job == 0 || job > SHOAL_MAX_JOB_ID) return fail(EINVAL, "shoal_open: job_id must be 1..2^24-1");
   if (const char* env = std::getenv("SHOAL_LOG")) shoal::Log::configure(env);
   auto driver = shoal::open_driver(uri, engines);
@@ -354,16 +382,23 @@ int shoal_open(const char* uri, const struct shoal_open_attr* attr, struct shoal
   auto ctx = std::make_unique<shoal_context>();
   ctx->driver = std::move(*driver);
   ctx->job_id = job;
-  shoal::engine::EngineConfig cfg;
-  cfg.transport.job_id = job;
-  const uint64_t seed = reinterpret_cast<uint64_t>(ctx.get()) ^ 0x5eed;
-  if (mode == SHOAL_MODE_THREADED) {
-    ctx->thread = std::make_unique<shoal::engine::EngineThread>(*ctx->driver, 0, cfg, seed);
-  } else {
-    ctx->engine = std::make_unique<shoal::engine::Engine>(*ctx->driver, 0, cfg, seed);
+  for (uint32_t e = 0; e < engines; ++e) {
+    shoal::engine::EngineConfig cfg;
+    cfg.transport.job_id = job;
+    cfg.transport.engine_index = static_cast<uint16_t>(e);
+    const uint64_t seed = (reinterpret_cast<uint64_t>(ctx.get()) ^ 0x5eed) + e * 0x9e3779b97f4a7c15ULL;
+    auto es = std::make_unique<EngineSlot>();
+    es->index = e;
+    if (mode == SHOAL_MODE_THREADED) {
+      es->thread = std::make_unique<shoal::engine::EngineThread>(*ctx->driver, e, cfg, seed);
+    } else {
+      es->engine = std::make_unique<shoal::engine::Engine>(*ctx->driver, e, cfg, seed);
+    }
+    es->qp_by_index.assign(cfg.transport.max_qps, nullptr);
+    es->wrs.reset(cfg.transport.max_send_msgs);
+    ctx->engines.push_back(std::move(es));
   }
-  ctx->qp_by_index.assign(cfg.transport.max_qps, nullptr);
-  ctx->wrs.reset(cfg.transport.max_send_msgs);
+  ctx->next_rkey = (reinterpret_cast<uint64_t>(ctx.get()) * 0x9e3779b97f4a7c15ULL) & 0xFFFF;
   *out = ctx.release();
   return 0;
 }
@@ -383,14 +418,15 @@ int shoal_query_context(struct shoal_context* ctx, struct shoal_context_attr* at
   const shoal::DriverCaps& caps = ctx->driver->caps();
   std::snprintf(a.driver, sizeof(a.driver), "%s", caps.name.c_str());
   std::snprintf(a.local_addr, sizeof(a.local_addr), "%s",
-                ctx->driver->format_addr(ctx->eng().local_addr()).c_str());
-  const auto& tc = ctx->eng().transport().config();
+                ctx->driver->format_addr(ctx->engines[0]->eng().local_addr()).c_str());
+  const auto& tc = ctx->engines[0]->eng().transport().config();
+  const uint32_t n_eng = static_cast<uint32_t>(ctx->engines.size());
   a.max_msg_size = SHOAL_MAX_MSG_SIZE;
   a.max_mr_size = UINT64_MAX >> 1;
   a.mtu = tc.mtu_payload;
-  a.mode = ctx->thread ? SHOAL_MODE_THREADED : SHOAL_MODE_LIBRARY;
-  a.num_engines = 1;
-  a.max_qp = tc.max_qps - 1;
+  a.mode = ctx->engines[0]->thread ? SHOAL_MODE_THREADED : SHOAL_MODE_LIBRARY;
+  a.num_engines = n_eng;
+  a.max_qp = n_eng * (tc.max_qps - 1);
   a.max_qp_per_engine = tc.max_qps - 1;
   a.max_cq = 1024;
   a.max_cq_depth = 1u << 22;
@@ -411,8 +447,14 @@ int shoal_query_context(struct shoal_context* ctx, struct shoal_context_attr* at
 int shoal_progress(struct shoal_context* ctx, int engine, int budget) {
   (void)budget;
   if (!ctx) return -fail(EINVAL, "shoal_progress: ctx is NULL");
-  if (engine != SHOAL_ENGINE_ALL && engine != 0) return -fail(EINVAL, "shoal_progress: no such engine");
-  return progress(ctx);
+  if (engine == SHOAL_ENGINE_ALL) {
+    int work = 0;
+    for (auto& es : ctx->engines) work += progress(ctx, *es);
+    return work;
+  }
+  if (engine < 0 || static_cast<size_t>(engine) >= ctx->engines.size())
+    return -fail(EINVAL, absl::StrFormat("shoal_progress: no engine %d (the context has %u)", engine, ctx->engines.size()));
+  return progress(ctx, *ctx->engines[engine]);
 }
 
 int shoal_alloc_pd(struct shoal_context* ctx, struct shoal_pd** out) {
@@ -458,18 +500,25 @@ int shoal_reg_mr(struct shoal_pd* pd, void* addr, uint64_t length, uint32_t acce
     if (access & SHOAL_ACCESS_REMOTE_WRITE) ra |= shoal::ses::kRemoteWrite;
     if (access & SHOAL_ACCESS_REMOTE_READ) ra |= shoal::ses::kRemoteRead;
     if (access & SHOAL_ACCESS_ZERO_BASED) ra |= shoal::ses::kZeroBased;
-    absl::StatusOr<uint64_t> key = absl::InternalError("not run");
-    const absl::Status st = ctx->on_engine([&](shoal::ses::Transport& t) {
-      key = t.register_memory(static_cast<uint8_t*>(addr), length, ra);
-      return key.status();
+    // One rkey for every engine of the context: a peer's WRITE or READ
+    // may reach any of them. The low 16 bits are random so that a stale or
+    // guessed key misses.
+    shoal::Rng mix(++ctx->next_rkey ^ reinterpret_cast<uint64_t>(m));
+    const uint64_t key = (ctx->next_rkey << 16) | (mix.next_u64() & 0xFFFF);
+    const absl::Status st = ctx->on_all_engines([&](shoal::ses::Transport& t) {
+      return t.register_memory_as(key, static_cast<uint8_t*>(addr), length, ra);
     });
     if (!st.ok()) {
+      (void)ctx->on_all_engines([&](shoal::ses::Transport& t) {
+        (void)t.deregister_memory(key);
+        return absl::OkStatus();
+      });
       ctx->mrs[lkey - 1] = nullptr;
       ctx->free_lkeys.push_back(lkey);
       delete m;
       return fail(st);
     }
-    rkey = *key;
+    rkey = key;
     m->remote = true;
   }
   m->pub = shoal_mr{ctx, pd, addr, length, access, lkey, rkey};
@@ -488,7 +537,7 @@ int shoal_dereg_mr(struct shoal_mr* mr) {
   if (m->inflight) return fail(EBUSY, absl::StrFormat("shoal_dereg_mr: %u posted WRs still use it", m->inflight));
   if (m->remote) {
     const uint64_t rkey = mr->rkey;
-    (void)ctx->on_engine([&](shoal::ses::Transport& t) { return t.deregister_memory(rkey); });
+    (void)ctx->on_all_engines([&](shoal::ses::Transport& t) { return t.deregister_memory(rkey); });
   }
   ctx->mrs[mr->lkey - 1] = nullptr;
   ctx->free_lkeys.push_back(mr->lkey);
@@ -500,8 +549,12 @@ int shoal_dereg_mr(struct shoal_mr* mr) {
 
 int shoal_create_cq(struct shoal_context* ctx, uint32_t depth, int engine, struct shoal_cq** out) {
   if (!ctx || !out || depth == 0 || depth > (1u << 22)) return fail(EINVAL, "shoal_create_cq: NULL argument or depth out of 1..2^22");
-  if (engine != SHOAL_ENGINE_ANY && engine != 0) return fail(EINVAL, "shoal_create_cq: no such engine");
-  *out = new shoal_cq{ctx, depth};
+  const size_t n_eng = ctx->engines.size();
+  if (engine != SHOAL_ENGINE_ANY && (engine < 0 || static_cast<size_t>(engine) >= n_eng))
+    return fail(EINVAL, absl::StrFormat("shoal_create_cq: no engine %d (the context has %u)", engine, n_eng));
+  const size_t e = engine == SHOAL_ENGINE_ANY ? ctx->next_cq_engine.fetch_add(1) % n_eng : static_cast<size_t>(engine);
+  std::lock_guard<std::mutex> l(ctx->mu);
+  *out = new shoal_cq{ctx, ctx->engines[e].get(), depth};
   ++ctx->cqs;
   return 0;
 }
@@ -509,6 +562,7 @@ int shoal_create_cq(struct shoal_context* ctx, uint32_t depth, int engine, struc
 int shoal_destroy_cq(struct shoal_cq* cq) {
   if (!cq) return fail(EINVAL, "shoal_destroy_cq: cq is NULL");
   if (cq->qp_refs) return fail(EBUSY, "shoal_destroy_cq: a QP still uses it");
+  std::lock_guard<std::mutex> l(cq->ctx->mu);
   --cq->ctx->cqs;
   delete cq;
   return 0;
@@ -516,9 +570,9 @@ int shoal_destroy_cq(struct shoal_cq* cq) {
 
 int shoal_poll_cq(struct shoal_cq* cq, int n, struct shoal_wc* wc) {
   if (!cq || n < 0 || (n > 0 && !wc)) return -fail(EINVAL, "shoal_poll_cq: bad arguments");
-  if (cq->entries.empty() && cq->held.empty()) progress(cq->ctx);
-  std::unique_lock<std::mutex> app_lock(cq->ctx->app_mu, std::defer_lock);
-  if (cq->ctx->thread) app_lock.lock();
+  if (cq->entries.empty() && cq->held.empty()) progress(cq->ctx, *cq->es);
+  std::unique_lock<std::mutex> app_lock(cq->es->app_mu, std::defer_lock);
+  if (cq->es->thread) app_lock.lock();
   if (cq->overrun_unreported) {
     cq->overrun_unreported = false;
     return -fail(EOVERFLOW, "shoal_poll_cq: the CQ overran; held completions follow (nothing was lost)");
@@ -544,7 +598,7 @@ int shoal_query_cq(struct shoal_cq* cq, struct shoal_cq_attr* attr, size_t attr_
   if (!cq || !attr || attr_size == 0) return fail(EINVAL, "shoal_query_cq: NULL argument or size 0");
   shoal_cq_attr a{};
   a.depth = cq->depth;
-  a.engine = 0;
+  a.engine = cq->es->index;
   a.overruns = cq->overruns;
   a.held_total = cq->held_total;
   a.held_now = static_cast<uint32_t>(cq->held.size());
@@ -568,15 +622,19 @@ int shoal_create_qp(struct shoal_pd* pd, const struct shoal_qp_init_attr* attr, 
   if (attr->cap.max_inline_data > kMaxInline)
     return fail(EINVAL, absl::StrFormat("shoal_create_qp: at most %u bytes of inline data", kMaxInline));
   shoal_context* ctx = pd->ctx;
+  if (attr->send_cq->es != attr->recv_cq->es)
+    return fail(EINVAL, "shoal_create_qp: send_cq and recv_cq belong to different engines");
+  if (attr->send_cq->ctx != ctx) return fail(EINVAL, "shoal_create_qp: the CQs belong to another context");
+  EngineSlot& es = *attr->send_cq->es;
   absl::StatusOr<uint16_t> qp_index = absl::InternalError("not run");
-  const absl::Status cst = ctx->on_engine([&](shoal::ses::Transport& t) {
+  const absl::Status cst = es.on_engine([&](shoal::ses::Transport& t) {
     qp_index = t.create_qp(mode);
     return qp_index.status();
   });
   if (!cst.ok()) return fail(cst);
-  auto* qp = new shoal_qp{pd, *qp_index, attr->qp_type, attr->send_cq, attr->recv_cq, attr->qp_context, attr->cap,
-                          attr->sq_sig_all != 0};
-  ctx->qp_by_index[*qp_index] = qp;
+  auto* qp = new shoal_qp{pd, &es, *qp_index, attr->qp_type, attr->send_cq, attr->recv_cq, attr->qp_context,
+                          attr->cap, attr->sq_sig_all != 0};
+  es.qp_by_index[*qp_index] = qp;
   ++attr->send_cq->qp_refs;
   ++attr->recv_cq->qp_refs;
   {
@@ -597,7 +655,8 @@ int shoal_destroy_qp(struct shoal_qp* qp) {
   // left behind in the ring for a QP that no longer exists).
   std::vector<shoal::ses::Completion> flushed;
   const uint16_t index = qp->index;
-  const absl::Status st = ctx->on_engine([&](shoal::ses::Transport& t) {
+  EngineSlot& es = *qp->es;
+  const absl::Status st = es.on_engine([&](shoal::ses::Transport& t) {
     absl::Status s = t.destroy_qp(index);
     shoal::ses::Completion wc[64];
     uint32_t k;
@@ -605,27 +664,27 @@ int shoal_destroy_qp(struct shoal_qp* qp) {
     return s;
   });
   if (!st.ok()) return fail(st);
-  std::unique_lock<std::mutex> app_lock(ctx->app_mu, std::defer_lock);
-  if (ctx->thread) app_lock.lock();
-  deliver_completions(ctx);
-  route_completions(ctx, flushed.data(), static_cast<uint32_t>(flushed.size()));
+  std::unique_lock<std::mutex> app_lock(es.app_mu, std::defer_lock);
+  if (es.thread) app_lock.lock();
+  deliver_completions(ctx, es);
+  route_completions(ctx, es, flushed.data(), static_cast<uint32_t>(flushed.size()));
   // Sends still in flight complete later on the CQ; their QP is gone, so
   // report them now as flushed and forget them (the transport's later
   // completions for this index are dropped by deliver_completions).
-  for (uint32_t t = 0; t < ctx->wrs.capacity() && qp->sends_outstanding; ++t) {
-    shoal_context::WrRecord& rec = ctx->wrs[t];
+  for (uint32_t t = 0; t < es.wrs.capacity() && qp->sends_outstanding; ++t) {
+    WrRecord& rec = es.wrs[t];
     if (rec.qp != qp) continue;
     shoal_wc w{};
     w.wr_id = rec.wr_id;
     w.status = SHOAL_WC_WR_FLUSH_ERR;
     w.opcode = SHOAL_WC_SEND;
-    w.qp_num = qp->index;
+    w.qp_num = shoal_qp_num(qp);
     w.peer_id = SHOAL_PEER_ID_NONE;
     qp->send_cq->entries.push_back(w);
     rec.qp = nullptr;  // the core's completion, when it comes, only frees it
     --qp->sends_outstanding;
   }
-  ctx->qp_by_index[qp->index] = nullptr;
+  es.qp_by_index[qp->index] = nullptr;
   --qp->send_cq->qp_refs;
   --qp->recv_cq->qp_refs;
   {
@@ -637,7 +696,7 @@ int shoal_destroy_qp(struct shoal_qp* qp) {
   return 0;
 }
 
-uint32_t shoal_qp_num(const struct shoal_qp* qp) { return qp->index; }
+uint32_t shoal_qp_num(const struct shoal_qp* qp) { return (qp->es->index << SHOAL_QPN_INDEX_BITS) | qp->index; }
 void* shoal_qp_context(const struct shoal_qp* qp) { return qp->qp_context; }
 
 int shoal_create_ah(struct shoal_pd* pd, const char* address, uint32_t remote_qpn, struct shoal_ah** out) {
@@ -645,8 +704,10 @@ int shoal_create_ah(struct shoal_pd* pd, const char* address, uint32_t remote_qp
   if (remote_qpn >= (1u << 24)) return fail(EINVAL, "shoal_create_ah: QP numbers are 24 bits");
   auto addr = pd->ctx->driver->parse_addr(address);
   if (!addr.ok()) return fail(addr.status());
+  // The address names the context (its engine 0); engine e of it is the
+  // address + e (driver_sdk.h), so the AH keeps the exact engine's address.
   std::lock_guard<std::mutex> l(pd->ctx->mu);
-  *out = new shoal_ah{pd, *addr, remote_qpn};
+  *out = new shoal_ah{pd, *addr + SHOAL_QPN_ENGINE(remote_qpn), remote_qpn};
   ++pd->refs;
   ++pd->ctx->ahs;
   return 0;
@@ -684,8 +745,9 @@ int shoal_peer_addr_str(struct shoal_context* ctx, uint64_t peer_id, char* buf, 
 int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_send_wr** bad_wr) {
   if (!qp || !wr || !bad_wr) return fail(EINVAL, "shoal_post_send: NULL argument");
   shoal_context* ctx = qp->pd->ctx;
-  std::unique_lock<std::mutex> app_lock(ctx->app_mu, std::defer_lock);
-  if (ctx->thread) app_lock.lock();
+  EngineSlot& es = *qp->es;
+  std::unique_lock<std::mutex> app_lock(es.app_mu, std::defer_lock);
+  if (es.thread) app_lock.lock();
   for (; wr; wr = wr->next) {
     *bad_wr = wr;
     const bool write = wr->opcode == SHOAL_WR_RDMA_WRITE || wr->opcode == SHOAL_WR_RDMA_WRITE_WITH_IMM;
@@ -737,7 +799,7 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
         w.wr_id = wr->wr_id;
         w.status = SHOAL_WC_LOC_PROT_ERR;
         w.opcode = wc_op;
-        w.qp_num = qp->index;
+        w.qp_num = shoal_qp_num(qp);
         w.peer_id = wr->ah->peer;
         qp->send_cq->entries.push_back(w);
         g_last_error = why;
@@ -762,18 +824,19 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
     }
     r.peer = wr->ah->peer;
     r.dst_qp = static_cast<uint16_t>(SHOAL_QPN_INDEX(wr->ah->remote_qpn));
+    r.dst_engine = static_cast<uint16_t>(SHOAL_QPN_ENGINE(wr->ah->remote_qpn));
     r.src_qp = qp->index;
     r.mode = qp->type == SHOAL_QPT_ROD ? shoal::pds::DeliveryMode::kRod
              : qp->type == SHOAL_QPT_UUD ? shoal::pds::DeliveryMode::kUud
                                          : shoal::pds::DeliveryMode::kRud;
     r.tc = wr->tc;
-    const uint32_t token = ctx->wrs.alloc();
-    shoal_context::WrRecord held{wr->wr_id, pin, qp, qp->sig_all || (wr->send_flags & SHOAL_SEND_SIGNALED) != 0, sgl};
+    const uint32_t token = es.wrs.alloc();
+    WrRecord held{wr->wr_id, pin, qp, qp->sig_all || (wr->send_flags & SHOAL_SEND_SIGNALED) != 0, sgl};
     if (token == shoal::kNoIndex) {
       release_wr(ctx, held);
       return fail(EAGAIN, "shoal_post_send: too many send WRs outstanding on this context");
     }
-    ctx->wrs[token] = held;
+    es.wrs[token] = held;
     r.wr_id = token;
     r.has_imm = wr->opcode == SHOAL_WR_SEND_WITH_IMM || wr->opcode == SHOAL_WR_RDMA_WRITE_WITH_IMM;
     if (write || read) {
@@ -786,18 +849,18 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
     // released; an unsignaled success is then not shown to the application.
     r.signaled = true;
     absl::Status st;
-    if (ctx->thread) {
+    if (es.thread) {
       // Into the engine's ring; a full ring is EAGAIN, as a full queue is.
       shoal::engine::PostCommand cmd{};
       cmd.kind = shoal::engine::PostCommand::kSend;
       cmd.send = r;
-      if (!ctx->thread->post(cmd)) st = absl::ResourceExhaustedError("shoal_post_send: the engine's post ring is full");
+      if (!es.thread->post(cmd)) st = absl::ResourceExhaustedError("shoal_post_send: the engine's post ring is full");
     } else {
-      st = ctx->engine->transport().post_send(r);
+      st = es.engine->transport().post_send(r);
     }
     if (!st.ok()) {
-      release_wr(ctx, ctx->wrs[token]);
-      ctx->wrs.free(token);
+      release_wr(ctx, es.wrs[token]);
+      es.wrs.free(token);
       return fail(st);
     }
     ++qp->sends_outstanding;
@@ -808,8 +871,9 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
 int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_recv_wr** bad_wr) {
   if (!qp || !wr || !bad_wr) return fail(EINVAL, "shoal_post_recv: NULL argument");
   shoal_context* ctx = qp->pd->ctx;
-  std::unique_lock<std::mutex> app_lock(ctx->app_mu, std::defer_lock);
-  if (ctx->thread) app_lock.lock();
+  EngineSlot& es = *qp->es;
+  std::unique_lock<std::mutex> app_lock(es.app_mu, std::defer_lock);
+  if (es.thread) app_lock.lock();
   for (; wr; wr = wr->next) {
     *bad_wr = wr;
     if (wr->num_sge > qp->cap.max_recv_sge || (wr->num_sge && !wr->sg_list))
@@ -829,7 +893,7 @@ int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_
         w.wr_id = wr->wr_id;
         w.status = SHOAL_WC_LOC_PROT_ERR;
         w.opcode = SHOAL_WC_RECV;
-        w.qp_num = qp->index;
+        w.qp_num = shoal_qp_num(qp);
         w.peer_id = SHOAL_PEER_ID_NONE;
         qp->recv_cq->entries.push_back(w);
         g_last_error = why;
@@ -852,7 +916,7 @@ int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_
     const uint32_t tag = sgl == shoal::kNoIndex ? 0 : sgl + 1;
     const std::span<const shoal::ses::Segment> list =
         sgl == shoal::kNoIndex ? std::span<const shoal::ses::Segment>() : std::span<const shoal::ses::Segment>(ctx->sgls[sgl].seg, ctx->sgls[sgl].count);
-    if (ctx->thread) {
+    if (es.thread) {
       shoal::engine::PostCommand cmd{};
       cmd.kind = shoal::engine::PostCommand::kRecv;
       cmd.qp = qp->index;
@@ -862,11 +926,11 @@ int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_
       cmd.sgl = list.data();
       cmd.nsge = static_cast<uint8_t>(list.size());
       cmd.tag = tag;
-      if (!ctx->thread->post(cmd)) st = absl::ResourceExhaustedError("shoal_post_recv: the engine's post ring is full");
+      if (!es.thread->post(cmd)) st = absl::ResourceExhaustedError("shoal_post_recv: the engine's post ring is full");
     } else if (tag) {
-      st = ctx->engine->transport().post_recv(qp->index, list, wr->wr_id, tag);
+      st = es.engine->transport().post_recv(qp->index, list, wr->wr_id, tag);
     } else {
-      st = ctx->engine->transport().post_recv(qp->index, buf, wr->wr_id);
+      st = es.engine->transport().post_recv(qp->index, buf, wr->wr_id);
     }
     if (!st.ok() && sgl != shoal::kNoIndex) {
       std::lock_guard<std::mutex> l(ctx->mu);
@@ -883,31 +947,37 @@ int shoal_post_recv(struct shoal_qp* qp, struct shoal_recv_wr* wr, struct shoal_
 namespace shoal::api {
 
 std::string dump(const shoal_context* ctx) {
-  auto* c_ctx = const_cast<shoal_context*>(ctx);
-  const auto& t = c_ctx->eng().transport();
-  const auto& c = t.counters();
-  const auto p = t.pds_counters();
-  const auto& e = c_ctx->eng().counters();
-  std::string s = absl::StrFormat(
-      "context %s: engine polls %u (idle %u) rx %u tx %u tx_dropped %u timer_runs %u\n",
-      ctx->driver->format_addr(c_ctx->eng().local_addr()), e.polls, e.idle_polls, e.rx_packets, e.tx_packets,
-      e.tx_dropped, e.timer_runs);
-  s += absl::StrFormat(
-      "  transport: datagrams %u no_pdc %u mismatch %u malformed %u rnr %u access_denied %u msgs sent %u "
-      "received %u pdcs open %u failed %u freed %u waited %u\n",
-      c.rx_datagrams, c.rx_no_pdc, c.rx_pdc_mismatch, c.rx_ses_malformed, c.rx_rnr, c.rx_access_denied,
-      c.msgs_sent, c.msgs_received, t.pdcs_open(), c.pdcs_failed, c.pdcs_freed, c.msgs_waited_for_pdc);
-  s += "  wire errors:";
-  for (uint64_t v : c.rx_wire_errors) s += absl::StrFormat(" %u", v);
-  s += absl::StrFormat(
-      "\n  pds: tx %u retx %u rto %u tlp %u rack %u acks rx %u nacks rx %u rx %u delivered %u dup %u "
-      "oow %u refused %u acks tx %u nacks tx %u rnr tx/rx %u/%u rejects tx/rx %u/%u bad %u no_room %u\n",
-      p.tx_requests, p.retransmits, p.rto_fires, p.tlp_probes, p.rack_losses, p.acks_received, p.nacks_received,
-      p.rx_requests, p.rx_delivered, p.rx_duplicates, p.rx_out_of_window, p.rx_refused, p.acks_sent, p.nacks_sent,
-      p.rnr_nacks_sent, p.rnr_nacks_received, p.rejects_sent, p.rejects_received, p.bad_packets, p.tx_no_room);
-  const auto& pc = t.pool().counters();
-  s += absl::StrFormat("  pool: opened %u accepted %u closed_idle %u evicted %u freed %u shrunk %u waits %u\n",
-                       pc.opened, pc.accepted, pc.closed_idle, pc.evicted, pc.freed, pc.shrunk, pc.acquire_waits);
+  std::string s;
+  for (const auto& slot : ctx->engines) {
+    auto& eng = slot->eng();
+    const auto& t = eng.transport();
+    const auto& c = t.counters();
+    const auto p = t.pds_counters();
+    const auto& e = eng.counters();
+    s += absl::StrFormat(
+        "context %s engine %u: polls %u (idle %u) rx %u tx %u tx_dropped %u timer_runs %u\n",
+        ctx->driver->format_addr(ctx->engines[0]->eng().local_addr()), slot->index, e.polls, e.idle_polls,
+        e.rx_packets, e.tx_packets, e.tx_dropped, e.timer_runs);
+    s += absl::StrFormat(
+        "  transport: datagrams %u no_pdc %u mismatch %u malformed %u rnr %u access_denied %u too_long %u "
+        "wrong_engine %u msgs sent %u received %u pdcs open %u failed %u freed %u waited %u\n",
+        c.rx_datagrams, c.rx_no_pdc, c.rx_pdc_mismatch, c.rx_ses_malformed, c.rx_rnr, c.rx_access_denied,
+        c.rx_too_long, c.rx_wrong_engine, c.msgs_sent, c.msgs_received, t.pdcs_open(), c.pdcs_failed,
+        c.pdcs_freed, c.msgs_waited_for_pdc);
+    s += "  wire errors:";
+    for (uint64_t v : c.rx_wire_errors) s += absl::StrFormat(" %u", v);
+    s += absl::StrFormat(
+        "\n  pds: tx %u retx %u rto %u tlp %u rack %u acks rx %u nacks rx %u rx %u delivered %u dup %u "
+        "oow %u refused %u acks tx %u nacks tx %u rnr tx/rx %u/%u rejects tx/rx %u/%u bad %u no_room %u\n",
+        p.tx_requests, p.retransmits, p.rto_fires, p.tlp_probes, p.rack_losses, p.acks_received,
+        p.nacks_received, p.rx_requests, p.rx_delivered, p.rx_duplicates, p.rx_out_of_window, p.rx_refused,
+        p.acks_sent, p.nacks_sent, p.rnr_nacks_sent, p.rnr_nacks_received, p.rejects_sent, p.rejects_received,
+        p.bad_packets, p.tx_no_room);
+    const auto& pc = t.pool().counters();
+    s += absl::StrFormat("  pool: opened %u accepted %u closed_idle %u evicted %u freed %u shrunk %u waits %u\n",
+                         pc.opened, pc.accepted, pc.closed_idle, pc.evicted, pc.freed, pc.shrunk,
+                         pc.acquire_waits);
+  }
   return s;
 }
 

@@ -94,8 +94,9 @@ absl::Status Transport::post_send(const SendRequest& req) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "message of %u bytes exceeds the 4 GiB - 1 limit of the SES header", bytes));
   }
-  if (req.dst_qp >= 4096) {
-    return absl::InvalidArgumentError(absl::StrFormat("dst_qp %u does not fit 12 bits", req.dst_qp));
+  if (req.dst_qp >= 4096 || req.dst_engine >= 4096) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("dst_qp %u or dst_engine %u does not fit 12 bits", req.dst_qp, req.dst_engine));
   }
   if (req.op != SendOp::kSend && req.mode == DeliveryMode::kUud) {
     return absl::InvalidArgumentError("RDMA WRITE and READ need a reliable mode (RUD or ROD), not UUD");
@@ -141,6 +142,7 @@ absl::Status Transport::post_send(const SendRequest& req) {
   msg.resolved = 0;
   msg.failed = false;
   msg.dst_qp = req.dst_qp;
+  msg.dst_engine = req.dst_engine;
   msg.src_qp = req.src_qp;
   msg.mode = req.mode;
   msg.tc = req.tc;
@@ -265,6 +267,17 @@ absl::StatusOr<uint64_t> Transport::register_memory(uint8_t* addr, uint64_t len,
   const uint64_t rkey = (next_region_++ << 16) | (rng_.next_u64() & 0xffff);
   regions_.emplace(rkey, Region{addr, len, access});
   return rkey;
+}
+
+absl::Status Transport::register_memory_as(uint64_t rkey, uint8_t* addr, uint64_t len, uint32_t access) {
+  if (!addr || len == 0) return absl::InvalidArgumentError("register_memory: empty region");
+  if (access & ~(kRemoteWrite | kRemoteRead | kZeroBased)) {
+    return absl::InvalidArgumentError("register_memory: unknown access bits");
+  }
+  if (!regions_.emplace(rkey, Region{addr, len, access}).second) {
+    return absl::AlreadyExistsError(absl::StrFormat("register_memory: rkey 0x%x is in use", rkey));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Transport::deregister_memory(uint64_t rkey) {
@@ -743,8 +756,9 @@ size_t Transport::encode_ses(const TxMsg& m, uint32_t packet, uint8_t* out, size
   h.mem_key = m.rkey;
   h.msg_id = m.msg_id;
   h.job_id = config_.job_id;
+  h.pid_on_fep = m.dst_engine;
   h.res_index = m.dst_qp;
-  h.initiator = m.src_qp;
+  h.initiator = (uint32_t{config_.engine_index} << 12) | m.src_qp;
   if (packet == 0) {
     // A READ's cmpl_data names the slot (and its generation) its data must
     // come back to; otherwise it is the immediate data.
@@ -870,6 +884,13 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
     return pds::RequestVerdict::kDiscard;
   }
   const wire::SesRequest& h = pkt.ses_request;
+  if (h.pid_on_fep != config_.engine_index) {
+    // Meant for another engine of this context: the address and the QP
+    // number disagree. Nothing here will ever accept it.
+    ++counters_.rx_wrong_engine;
+    *ses_code = static_cast<uint8_t>(wire::SesReturnCode::kBadIndex);
+    return pds::RequestVerdict::kRejected;
+  }
   if (h.opcode == wire::SesOpcode::kRead) return serve_read(pdc, h, ses_code);
   if (h.opcode != wire::SesOpcode::kSend && h.opcode != wire::SesOpcode::kWrite) {
     ++counters_.rx_unsupported_op;
@@ -957,7 +978,7 @@ pds::RequestVerdict Transport::on_request(pds::Pdc& pdc, const wire::Packet& pkt
     rm.msg_len = h.req_len;
     rm.landed = 0;
     rm.qp = h.res_index;
-    rm.src_qp = static_cast<uint16_t>(h.initiator);
+    rm.src_qp = h.initiator & 0xFFFFFFu;
     rm.has_imm = false;
     rm.imm = 0;
     rm.complete = false;
@@ -1113,6 +1134,10 @@ void Transport::on_uud(const wire::Packet& pkt, const RxMeta& meta) {
     return;
   }
   const wire::SesRequest& h = pkt.ses_request;
+  if (h.pid_on_fep != config_.engine_index) {
+    ++counters_.rx_wrong_engine;
+    return;
+  }
   RecvBuf rb;
   if (rx_msgs_.full() || !pop_recv(h.res_index, &rb)) {
     ++counters_.rx_uud_dropped;
@@ -1129,7 +1154,7 @@ void Transport::on_uud(const wire::Packet& pkt, const RxMeta& meta) {
   rm.msg_len = h.req_len;
   rm.landed = h.req_len;
   rm.qp = h.res_index;
-  rm.src_qp = static_cast<uint16_t>(h.initiator);
+  rm.src_qp = h.initiator & 0xFFFFFFu;
   rm.has_imm = (h.flags & wire::kSesFlagIe) != 0;
   rm.imm = h.cmpl_data;
   rm.len_error = h.req_len > rb.len;

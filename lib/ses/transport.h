@@ -100,13 +100,14 @@ struct Completion {
   uint32_t byte_len = 0;
   uint64_t imm = 0;
   PeerAddr peer = 0;     // receive: the sender; send: the destination
-  uint16_t src_qp = 0;   // receive: the sender's endpoint
+  uint32_t src_qp = 0;   // receive: the sender's QP number (engine << 12 | endpoint)
   uint16_t qp = 0;       // the local endpoint
 };
 
 struct SendRequest {
   PeerAddr peer = 0;
-  uint16_t dst_qp = 0;
+  uint16_t dst_qp = 0;      // endpoint index at the target engine (12 bits)
+  uint16_t dst_engine = 0;  // the target engine within its context (12 bits, SES pid_on_fep)
   uint16_t src_qp = 0;
   DeliveryMode mode = DeliveryMode::kRud;
   uint8_t tc = 0;  // traffic class: PDCs are per (peer, tc, mode)
@@ -136,6 +137,9 @@ struct TransportConfig {
   // Outstanding messages per PDC: bounds msg_id reuse (16-bit ids).
   uint32_t max_msgs_per_pdc = 8192;
   uint32_t job_id = 1;
+  // This engine's index within its context: requests must name it (SES
+  // pid_on_fep), and it is the high half of this side's QP numbers.
+  uint16_t engine_index = 0;
   pool::PoolConfig pool;  // PDC bound, idle shrink/close, linger
   // RDMA READs outstanding at once, and how long one may wait for its data
   // after the request went out (longer than a peer's retry budget, so that
@@ -154,6 +158,7 @@ struct TransportCounters {
   uint64_t rx_rnr = 0;             // no receive buffer posted (refused)
   uint64_t rx_uud_dropped = 0;
   uint64_t rx_access_denied = 0;   // WRITE/READ to an unknown rkey, outside it, or without the right
+  uint64_t rx_wrong_engine = 0;    // requests naming another engine (pid_on_fep) of this context
   uint64_t rx_too_long = 0;        // SEND packets refused: the message is longer than its receive buffer
   uint64_t reads_served = 0;       // READ requests answered with data
   uint64_t read_responses_stale = 0;  // data for a READ that had ended (timed out): dropped
@@ -203,6 +208,10 @@ class Transport final : public pds::PdsUpper {
   // so the initiator's WRITE ends in REM_ACCESS_ERR. Errors: InvalidArgument
   // (null or empty region, unknown access bits).
   absl::StatusOr<uint64_t> register_memory(uint8_t* addr, uint64_t len, uint32_t access);
+  // The same with a key chosen by the caller (the C API registers one region
+  // on every engine of a context under one rkey). Errors: as above, and
+  // AlreadyExists (the key is in use).
+  absl::Status register_memory_as(uint64_t rkey, uint8_t* addr, uint64_t len, uint32_t access);
   // Errors: NotFound (no such rkey).
   absl::Status deregister_memory(uint64_t rkey);
   uint32_t poll_completions(Completion* out, uint32_t max);
@@ -244,6 +253,7 @@ class Transport final : public pds::PdsUpper {
     uint32_t next;          // queue link (per-PDC send queue or UUD queue)
     uint16_t msg_id;
     uint16_t dst_qp;
+    uint16_t dst_engine;
     uint16_t src_qp;
     uint16_t pdc;
     bool has_imm;
@@ -280,7 +290,7 @@ class Transport final : public pds::PdsUpper {
     uint32_t msg_len;
     uint32_t landed;
     uint16_t qp;
-    uint16_t src_qp;
+    uint32_t src_qp;
     bool has_imm;
     bool complete;
     bool len_error;

@@ -744,4 +744,161 @@ TEST_F(Api, SendLongerThanTheReceiveBufferFailsOnBothSides) {
   for (uint8_t v : small) ASSERT_EQ(v, 0xEE);
 }
 
+// Two contexts with two engines each: every engine has its own QPs, CQs and
+// PDCs, QP numbers carry the engine, a reply through the completion's AH
+// reaches the right engine, and an rkey works on every engine of its context.
+TEST(ApiEngines, SeveralEnginesPerContextShareNothingButTheContext) {
+  struct Ctx {
+    shoal_context* ctx = nullptr;
+    shoal_pd* pd = nullptr;
+    shoal_cq* cq[2] = {};
+    shoal_qp* qp[2] = {};
+    std::string addr;
+  } side[2];
+  const std::string uri = uri_for_test();
+  shoal_open_attr oa = open_attr();
+  oa.comp_mask |= SHOAL_OPEN_ATTR_NUM_ENGINES;
+  oa.num_engines = 2;
+  for (Ctx& c : side) {
+    ASSERT_EQ(shoal_open(uri.c_str(), &oa, &c.ctx), 0) << shoal_last_error();
+    shoal_context_attr ca;
+    ASSERT_EQ(shoal_query_context(c.ctx, &ca, sizeof(ca)), 0);
+    EXPECT_EQ(ca.num_engines, 2u);
+    c.addr = ca.local_addr;
+    ASSERT_EQ(shoal_alloc_pd(c.ctx, &c.pd), 0);
+    for (int e = 0; e < 2; ++e) {
+      ASSERT_EQ(shoal_create_cq(c.ctx, 256, e, &c.cq[e]), 0) << shoal_last_error();
+      shoal_cq_attr qa;
+      ASSERT_EQ(shoal_query_cq(c.cq[e], &qa, sizeof(qa)), 0);
+      EXPECT_EQ(qa.engine, static_cast<uint32_t>(e));
+      shoal_qp_init_attr ia{};
+      ia.qp_type = SHOAL_QPT_RUD;
+      ia.send_cq = ia.recv_cq = c.cq[e];
+      ia.cap.max_send_wr = ia.cap.max_recv_wr = 64;
+      ia.cap.max_send_sge = ia.cap.max_recv_sge = 1;
+      ASSERT_EQ(shoal_create_qp(c.pd, &ia, &c.qp[e]), 0) << shoal_last_error();
+      EXPECT_EQ(SHOAL_QPN_ENGINE(shoal_qp_num(c.qp[e])), static_cast<uint32_t>(e));
+    }
+  }
+  shoal_cq* extra = nullptr;
+  EXPECT_EQ(shoal_create_cq(side[0].ctx, 16, 2, &extra), EINVAL);  // no engine 2
+  {
+    shoal_qp_init_attr ia{};
+    ia.qp_type = SHOAL_QPT_RUD;
+    ia.send_cq = side[0].cq[0];
+    ia.recv_cq = side[0].cq[1];
+    shoal_qp* q = nullptr;
+    EXPECT_EQ(shoal_create_qp(side[0].pd, &ia, &q), EINVAL);  // CQs of two engines
+  }
+  auto drive_until = [&](shoal_cq* cq, shoal_wc* wc) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < end) {
+      for (Ctx& c : side) shoal_progress(c.ctx, SHOAL_ENGINE_ALL, 0);
+      if (shoal_poll_cq(cq, 1, wc) == 1) return true;
+    }
+    return false;
+  };
+  std::vector<uint8_t> bufs(1024, 0);
+  shoal_mr* mr[2];
+  for (int k = 0; k < 2; ++k)
+    ASSERT_EQ(shoal_reg_mr(side[k].pd, bufs.data() + k * 512, 512,
+                           SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE, &mr[k]), 0);
+  std::vector<shoal_ah*> ahs;
+  auto post_recv = [&](shoal_qp* qp, int k, uint8_t* at, uint64_t wr_id) {
+    shoal_sge rs{reinterpret_cast<uint64_t>(at), 16, mr[k]->lkey};
+    shoal_recv_wr rw{};
+    rw.wr_id = wr_id;
+    rw.sg_list = &rs;
+    rw.num_sge = 1;
+    shoal_recv_wr* bad;
+    return shoal_post_recv(qp, &rw, &bad);
+  };
+  auto post_send = [&](shoal_qp* qp, shoal_ah* ah, int k, uint8_t* at, uint32_t opcode, uint64_t raddr = 0) {
+    shoal_sge ss{reinterpret_cast<uint64_t>(at), 2, mr[k]->lkey};
+    shoal_send_wr sw{};
+    sw.wr_id = 7;
+    sw.sg_list = &ss;
+    sw.num_sge = 1;
+    sw.opcode = opcode;
+    sw.send_flags = SHOAL_SEND_SIGNALED;
+    sw.ah = ah;
+    sw.wr.rdma.remote_addr = raddr;
+    sw.wr.rdma.rkey = mr[1]->rkey;
+    shoal_send_wr* bad;
+    return shoal_post_send(qp, &sw, &bad);
+  };
+  // Every engine of side 0 to every engine of side 1, and a reply back
+  // through the AH made from the receive completion.
+  uint64_t side0_engine1 = 0;
+  for (int i = 0; i < 2; ++i) {
+    for (int j = 0; j < 2; ++j) {
+      const int n = i * 2 + j;
+      uint8_t* tx0 = bufs.data() + n * 16;         // side 0's message
+      uint8_t* rx0 = bufs.data() + 256 + n * 16;   // side 0's receive buffer (the reply)
+      uint8_t* rx1 = bufs.data() + 512 + n * 16;   // side 1's receive buffer
+      tx0[0] = static_cast<uint8_t>('a' + i);
+      tx0[1] = static_cast<uint8_t>('0' + j);
+      ASSERT_EQ(post_recv(side[1].qp[j], 1, rx1, 100 + n), 0);
+      shoal_ah* ah = nullptr;
+      ASSERT_EQ(shoal_create_ah(side[0].pd, side[1].addr.c_str(), shoal_qp_num(side[1].qp[j]), &ah), 0);
+      ahs.push_back(ah);
+      ASSERT_EQ(post_send(side[0].qp[i], ah, 0, tx0, SHOAL_WR_SEND), 0) << shoal_last_error();
+      shoal_wc wc;
+      ASSERT_TRUE(drive_until(side[1].cq[j], &wc)) << shoal::api::dump(side[1].ctx);
+      EXPECT_EQ(wc.status, SHOAL_WC_SUCCESS);
+      EXPECT_EQ(wc.wr_id, 100u + n);
+      EXPECT_EQ(wc.qp_num, shoal_qp_num(side[1].qp[j]));
+      EXPECT_EQ(wc.src_qp, shoal_qp_num(side[0].qp[i]));
+      if (i == 1) side0_engine1 = wc.peer_id;
+      EXPECT_EQ(rx1[0], 'a' + i);
+      EXPECT_EQ(rx1[1], '0' + j);
+      shoal_ah* back = nullptr;
+      ASSERT_EQ(shoal_create_ah_from_wc(side[1].pd, &wc, &back), 0);
+      ahs.push_back(back);
+      shoal_wc sc;
+      ASSERT_TRUE(drive_until(side[0].cq[i], &sc));
+      EXPECT_EQ(sc.status, SHOAL_WC_SUCCESS);
+      EXPECT_EQ(sc.opcode, SHOAL_WC_SEND);
+      ASSERT_EQ(post_recv(side[0].qp[i], 0, rx0, 200 + n), 0);
+      ASSERT_EQ(post_send(side[1].qp[j], back, 1, rx1, SHOAL_WR_SEND), 0) << shoal_last_error();
+      ASSERT_TRUE(drive_until(side[0].cq[i], &wc));
+      EXPECT_EQ(wc.status, SHOAL_WC_SUCCESS);
+      EXPECT_EQ(wc.wr_id, 200u + n);
+      EXPECT_EQ(wc.src_qp, shoal_qp_num(side[1].qp[j]));
+      EXPECT_EQ(rx0[0], 'a' + i);
+      ASSERT_TRUE(drive_until(side[1].cq[j], &sc));
+      EXPECT_EQ(sc.status, SHOAL_WC_SUCCESS);
+      // One rkey serves every engine of its context.
+      uint8_t* dst = bufs.data() + 512 + 128 + n * 2;
+      ASSERT_EQ(post_send(side[0].qp[i], ah, 0, tx0, SHOAL_WR_RDMA_WRITE, reinterpret_cast<uint64_t>(dst)), 0);
+      ASSERT_TRUE(drive_until(side[0].cq[i], &sc));
+      EXPECT_EQ(sc.status, SHOAL_WC_SUCCESS) << shoal_wc_status_str(sc.status);
+      EXPECT_EQ(dst[0], 'a' + i);
+      EXPECT_EQ(dst[1], '0' + j);
+    }
+  }
+  // An address and a QP number that disagree (side 0's engine-1 address,
+  // an engine-0 QP number) reach an engine that refuses the request.
+  {
+    char engine1[SHOAL_ADDR_STRLEN];
+    ASSERT_EQ(shoal_peer_addr_str(side[1].ctx, side0_engine1, engine1, sizeof(engine1)), 0);
+    EXPECT_NE(std::string(engine1), side[0].addr);
+    shoal_ah* wrong = nullptr;
+    ASSERT_EQ(shoal_create_ah(side[1].pd, engine1, shoal_qp_num(side[0].qp[0]), &wrong), 0);
+    ahs.push_back(wrong);
+    ASSERT_EQ(post_send(side[1].qp[0], wrong, 1, bufs.data() + 512, SHOAL_WR_SEND), 0);
+    shoal_wc wc;
+    ASSERT_TRUE(drive_until(side[1].cq[0], &wc));
+    EXPECT_EQ(wc.status, SHOAL_WC_REM_INV_REQ_ERR) << shoal_wc_status_str(wc.status);
+  }
+  for (shoal_ah* ah : ahs) EXPECT_EQ(shoal_destroy_ah(ah), 0);
+  for (int k = 0; k < 2; ++k) EXPECT_EQ(shoal_dereg_mr(mr[k]), 0) << shoal_last_error();
+  for (Ctx& c : side) {
+    for (int e = 0; e < 2; ++e) EXPECT_EQ(shoal_destroy_qp(c.qp[e]), 0);
+    for (int e = 0; e < 2; ++e) EXPECT_EQ(shoal_destroy_cq(c.cq[e]), 0);
+    EXPECT_EQ(shoal_dealloc_pd(c.pd), 0);
+    EXPECT_EQ(shoal_close(c.ctx), 0) << shoal_last_error();
+  }
+}
+
 }  // namespace
