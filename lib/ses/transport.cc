@@ -190,9 +190,7 @@ void Transport::enqueue_on_pdc(uint32_t m, uint16_t id) {
   PdcSes& ses = ses_[id];
   msg.pdc = id;
   msg.next = kNone;
-  // SEND and WRITE take a place in the PDC's msg_id order (ROD completes in
-  // it); READ requests and responses are matched by their read slot instead.
-  msg.msg_id = (msg.op == SendOp::kSend || msg.op == SendOp::kWrite) ? ses.next_msg_id++ : 0;
+  msg.msg_id = 0;  // taken when its first packet goes (next_unit)
   ++ses.outstanding_msgs;
   if (ses.sendq_tail == kNone) ses.sendq_head = m; else tx_msgs_[ses.sendq_tail].next = m;
   ses.sendq_tail = m;
@@ -247,6 +245,30 @@ absl::Status Transport::destroy_qp(uint16_t qp) {
     c.qp = qp;
     push_completion(c);
   }
+  // Sends of this QP that have not started end now, flushed. One whose
+  // packets already hold PSNs on its PDC runs to its end: the PDC's order
+  // cannot have a message cut short in it.
+  auto flush_unstarted = [&](uint32_t& head, uint32_t& tail) {
+    uint32_t prev = kNone;
+    for (uint32_t m = head; m != kNone;) {
+      TxMsg& msg = tx_msgs_[m];
+      const uint32_t next = msg.next;
+      if (msg.src_qp == qp && msg.next_packet == 0 && msg.op != SendOp::kReadResponse) {
+        if (prev == kNone) head = next; else tx_msgs_[prev].next = next;
+        if (tail == m) tail = prev;
+        ++counters_.sends_flushed;
+        finish_tx(m, WcStatus::kWrFlushErr);
+      } else {
+        prev = m;
+      }
+      m = next;
+    }
+  };
+  for (uint32_t id = 1; id < ses_.size(); ++id) {
+    if (ses_[id].sendq_head != kNone) flush_unstarted(ses_[id].sendq_head, ses_[id].sendq_tail);
+  }
+  flush_unstarted(wait_head_, wait_tail_);
+  flush_unstarted(uud_head_, uud_tail_);
   ep = Endpoint();
   qps_.free(qp);
   return absl::OkStatus();
@@ -712,6 +734,13 @@ bool Transport::next_unit(pds::Pdc& pdc, uint64_t* cookie, bool* last) {
   const uint32_t m = slot.sendq_head;
   if (m == kNone) return false;
   TxMsg& msg = tx_msgs_[m];
+  // SEND and WRITE take a place in the PDC's msg_id order (ROD completes in
+  // it) when their first packet leaves, so that a message dropped before
+  // that (its QP destroyed) leaves no hole in the order. READ requests and
+  // responses are matched by their read slot instead.
+  if (msg.next_packet == 0 && (msg.op == SendOp::kSend || msg.op == SendOp::kWrite)) {
+    msg.msg_id = slot.next_msg_id++;
+  }
   *cookie = (uint64_t{m} << 32) | msg.next_packet;
   if (++msg.next_packet == msg.packets) {
     slot.sendq_head = msg.next;

@@ -167,6 +167,7 @@ struct TransportCounters {
   uint64_t pdcs_failed = 0;
   uint64_t pdcs_freed = 0;
   uint64_t msgs_waited_for_pdc = 0;  // posted while the pool was at its bound
+  uint64_t sends_flushed = 0;        // not started when their QP was destroyed
   uint64_t msgs_sent = 0;
   uint64_t msgs_received = 0;
   uint64_t payload_bytes_received = 0;
@@ -194,8 +195,9 @@ class Transport final : public pds::PdsUpper {
   absl::Status post_recv(uint16_t qp, std::span<const Segment> sgl, uint64_t wr_id, uint32_t tag);
   // Endpoints. QP 0 is the engine's default endpoint and always exists.
   // create_qp errors: ResourceExhausted (max_qps in use). destroy_qp ends
-  // every posted receive with WR_FLUSH_ERR; errors: InvalidArgument (not a
-  // live QP, or QP 0).
+  // every posted receive, and every send not yet started, with WR_FLUSH_ERR
+  // (a send with packets already out runs to its end); errors:
+  // InvalidArgument (not a live QP, or QP 0).
   absl::StatusOr<uint16_t> create_qp(DeliveryMode type);
   absl::Status destroy_qp(uint16_t qp);
   // What the engine keeps for one QP (its record and its receive ring).

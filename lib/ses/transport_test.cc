@@ -762,3 +762,52 @@ TEST(Transport, BadArgumentsReturnDocumentedErrors) {
 
 }  // namespace
 }  // namespace shoal::ses
+
+namespace shoal::ses {
+namespace {
+
+TEST(Transport, DestroyingAQpFlushesItsUnstartedSendsAndLeavesNoHoleInRodOrder) {
+  Pair p(small_mtu());
+  auto qa = p.h(0).create_qp(DeliveryMode::kRod);
+  auto qb = p.h(0).create_qp(DeliveryMode::kRod);
+  ASSERT_TRUE(qa.ok() && qb.ok());
+  const auto big = pattern(256 * 8, 1), small = pattern(40, 2);
+  std::vector<std::vector<uint8_t>> rx(8, std::vector<uint8_t>(4096));
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(p.h(1).post_recv(0, rx[i], 100 + i).ok());
+  SendRequest r = send_to(big, 1, DeliveryMode::kRod);
+  r.src_qp = *qa;
+  ASSERT_TRUE(p.h(0).post_send(r).ok());
+  // Let the first message start, then queue three more behind it.
+  p.collect();
+  for (int i = 0; i < 3; ++i) {
+    SendRequest q = send_to(small, 10 + i, DeliveryMode::kRod);
+    q.src_qp = *qa;
+    ASSERT_TRUE(p.h(0).post_send(q).ok());
+  }
+  ASSERT_TRUE(p.h(0).destroy_qp(*qa).ok());
+  auto sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 3u);  // the three that had not started, at once
+  for (const auto& c : sc) {
+    EXPECT_EQ(c.status, WcStatus::kWrFlushErr);
+    EXPECT_GE(c.wr_id, 10u);
+  }
+  EXPECT_EQ(p.h(0).counters().sends_flushed, 3u);
+  // A message of another QP on the same ROD PDC follows the one that had
+  // started: no hole in the order, so both complete.
+  SendRequest q = send_to(small, 20, DeliveryMode::kRod);
+  q.src_qp = *qb;
+  ASSERT_TRUE(p.h(0).post_send(q).ok());
+  p.run(Duration::millis(2));
+  sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 2u);
+  EXPECT_EQ(sc[0].wr_id, 1u);
+  EXPECT_EQ(sc[0].status, WcStatus::kSuccess);
+  EXPECT_EQ(sc[1].wr_id, 20u);
+  auto rc = p.completions(1);
+  ASSERT_EQ(rc.size(), 2u);
+  EXPECT_EQ(rc[0].byte_len, big.size());
+  EXPECT_EQ(rc[1].byte_len, small.size());
+}
+
+}  // namespace
+}  // namespace shoal::ses
