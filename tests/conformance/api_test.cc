@@ -744,6 +744,50 @@ TEST_F(Api, SendLongerThanTheReceiveBufferFailsOnBothSides) {
   for (uint8_t v : small) ASSERT_EQ(v, 0xEE);
 }
 
+// Messages of 1 GiB (the floor for max message size), segmented by
+// the core into 262144 packets. Slow: only with SHOAL_CONFORMANCE_HUGE=1
+// (the slow suite's conformance_sim_1gib entry).
+TEST_F(Api, OneGibibyteSendAndWriteArriveIntact) {
+  if (!std::getenv("SHOAL_CONFORMANCE_HUGE")) GTEST_SKIP() << "set SHOAL_CONFORMANCE_HUGE=1 (slow suite)";
+  const size_t n = size_t{1} << 30;
+  std::vector<uint8_t> src(n), dst(n + 64, 0xEE);
+  for (size_t i = 0; i < n; i += 4096) src[i] = static_cast<uint8_t>(i >> 12);
+  src[n - 1] = 0x5A;
+  shoal_mr* smr = reg(a, src);
+  shoal_mr* rmr = reg(b, dst, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE);
+  shoal_ah* ah = ah_to(a, b, b.qp);
+  ASSERT_EQ(post_recv(b, b.qp, rmr, dst.data(), static_cast<uint32_t>(n), 1), 0);
+  ASSERT_EQ(post_send(a, a.qp, ah, smr, src.data(), static_cast<uint32_t>(n), 2), 0) << shoal_last_error();
+  auto rc = wait(b, 1, 300);
+  auto sc = wait(a, 1, 300);
+  ASSERT_EQ(rc.size(), 1u);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(rc[0].status, SHOAL_WC_SUCCESS);
+  EXPECT_EQ(rc[0].byte_len, n);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_SUCCESS);
+  EXPECT_TRUE(std::equal(src.begin(), src.end(), dst.begin()));
+  EXPECT_EQ(dst[n], 0xEE);
+  // The same bytes by RDMA WRITE, 64 bytes in: placed at their address.
+  std::fill(dst.begin(), dst.end(), 0);
+  shoal_sge sge{reinterpret_cast<uint64_t>(src.data()), static_cast<uint32_t>(n), smr->lkey};
+  shoal_send_wr wr{};
+  wr.wr_id = 3;
+  wr.sg_list = &sge;
+  wr.num_sge = 1;
+  wr.opcode = SHOAL_WR_RDMA_WRITE;
+  wr.send_flags = SHOAL_SEND_SIGNALED;
+  wr.ah = ah;
+  wr.wr.rdma.remote_addr = reinterpret_cast<uint64_t>(dst.data()) + 64;
+  wr.wr.rdma.rkey = rmr->rkey;
+  shoal_send_wr* bad = nullptr;
+  ASSERT_EQ(shoal_post_send(a.qp, &wr, &bad), 0) << shoal_last_error();
+  sc = wait(a, 1, 300);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_SUCCESS);
+  EXPECT_TRUE(std::equal(src.begin(), src.end(), dst.begin() + 64));
+  EXPECT_EQ(dst[63], 0);
+}
+
 // Two contexts with two engines each: every engine has its own QPs, CQs and
 // PDCs, QP numbers carry the engine, a reply through the completion's AH
 // reaches the right engine, and an rkey works on every engine of its context.
