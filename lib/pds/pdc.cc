@@ -653,11 +653,16 @@ void Pdc::on_rto(TimePoint now) {
   if (config_.retx == RetxMode::kGoBackN) {
     rewind_to(una_);
   } else {
-    // Everything sent an RTO or more ago is presumed lost.
-    while (!tx_order_.empty()) {
-      const uint32_t idx = tx_order_.front();
-      if (TimePoint::from_ns(slots_[idx].last_send_ns) + rto_ > now) break;
-      mark_lost(idx);
+    // Everything in flight is presumed lost (RACK-TLP, RFC 8985 6.3). Only
+    // the packets an RTO old would be too few: with the RTO doubled, the
+    // ones sent a little later would each wait for a fire of their own, and
+    // a dead path would take hundreds of fires instead of max_transmissions.
+    // A packet already sent max_transmissions times (the tail probe adds one
+    // to the newest) stays as it is: the budget is per PSN.
+    for (uint32_t idx = tx_order_.front(); idx != kNoIndex;) {
+      const uint32_t next = tx_order_.next(idx);
+      if (slots_[idx].transmissions < config_.max_transmissions) mark_lost(idx);
+      idx = next;
     }
   }
   ++rto_backoff_;

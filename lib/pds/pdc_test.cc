@@ -833,7 +833,9 @@ TEST(PdcTest, RetryBudgetFailsUnitsWithinBoundedTime) {
     Duration lower;
     for (uint32_t i = 0; i < cfg.max_transmissions; ++i) bound += cfg.max_rto;
     Duration lo = cfg.min_rto;
-    for (uint32_t i = 0; i < cfg.max_transmissions; ++i) {
+    // A tail probe is one of the newest PSN's transmissions, sent before the
+    // first RTO: that PSN reaches its budget one backoff round earlier.
+    for (uint32_t i = 0; i < cfg.max_transmissions - (tlp ? 1 : 0); ++i) {
       lower += lo;
       lo = min_dur(lo * 2, cfg.max_rto);
     }
@@ -1250,6 +1252,35 @@ TEST(PdcTest, AbortFailsOutstandingUnitsWithClosed) {
   p.run_for(Duration::millis(5));
   for (size_t i = before; i < p.log.size(); ++i) EXPECT_FALSE(p.log[i].a_to_b);
   EXPECT_EQ(p.ua.failed.size(), 5u);
+}
+
+}  // namespace
+}  // namespace shoal::pds
+
+namespace shoal::pds {
+namespace {
+
+// A path that dies with a full window in flight: every RTO resends all of
+// it, so the PDC gives up after max_transmissions fires, not after one fire
+// per small group of packets sent a little apart (hundreds, before).
+TEST(PdcTest, ADeadPathWithAFullWindowFailsAfterMaxTransmissionsRtos) {
+  PdsConfig cfg = base_config();
+  cfg.max_transmissions = 6;
+  cfg.initial_rto = Duration::micros(200);
+  cfg.max_rto = Duration::millis(2);
+  cfg.tail_loss_probe = false;
+  Pair p(cfg, Psn(0));
+  warm_up(p);
+  p.a2b_filter = [](const Rec&) { Fate f; f.drop = true; return f; };
+  // Units that leave over a spread of times, as a window fills at line rate.
+  for (int i = 0; i < 8; ++i) {
+    p.ua.add_units(1000 + 50 * i, 50);
+    p.a->wake();
+    p.run_for(Duration::micros(7));
+  }
+  ASSERT_TRUE(p.run_until([&] { return p.a->state() == PdcState::kFailed; }, p.now + Duration::seconds(1)));
+  EXPECT_LE(p.a->counters().rto_fires, cfg.max_transmissions);
+  EXPECT_EQ(p.ua.failed.size(), 400u);
 }
 
 }  // namespace
