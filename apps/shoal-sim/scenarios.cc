@@ -46,6 +46,39 @@ const std::vector<Scenario>& scenarios() {
        "    --hop-delay-us U one-way delay per hop (default 1)\n"
        "    --seed S         seed (default 13)\n",
        run_pool_scale},
+      {"permutation",
+       "fat-tree or leaf-spine, every host sends one flow to another host, all at t = 0",
+       "    --flow-size B    bytes per flow (default 2097152)\n"
+       "    --pattern P      shift (host i -> i + n/2: every flow crosses pods) | random\n"
+       "                     (a seeded derangement) (default shift)\n" FABRIC_COMMON_FLAGS,
+       run_permutation},
+      {"incast",
+       "N senders to one receiver: receiver goodput, its downlink queue, drops/trims, FCT spread",
+       "    --flow-size B    bytes per sender (default 2097152)\n"
+       "    --senders N      senders: the N hosts after the receiver (default 0 = all others)\n"
+       "    --receiver R     the receiving host (default 0)\n" FABRIC_COMMON_FLAGS,
+       run_incast},
+      {"all-to-all",
+       "every host sends --flow-size to every other host: completion time vs ideal",
+       "    --flow-size B    bytes per pair (default 262144)\n" FABRIC_COMMON_FLAGS,
+       run_all_to_all},
+      {"link-failure",
+       "permutation with one aggregation-core (leaf-spine) link failing mid-run: recovery, stalls, bytes lost",
+       "    --flow-size B    bytes per flow (default 8388608: long enough to watch recovery)\n"
+       "    --pattern P      shift | random (default shift)\n"
+       "    --fail-at-us U   when the link fails (default 50)\n"
+       "    --fail-link L    busiest (the agg->core link that carried most bytes by then) or N\n"
+       "                     (core_link(N)) (default busiest)\n"
+       "    --reroute-us U   switches stop hashing onto the dead link U us after the failure\n"
+       "                     (default never: failover must come from the transport)\n"
+       "    --stall-us U     a flow whose receiver saw no bytes for > U us counts as stalled (default 50)\n"
+       FABRIC_COMMON_FLAGS,
+       run_link_failure},
+      {"ring-allreduce",
+       "ring allreduce over all hosts, chunked and pipelined: algbw/busbw vs ideal",
+       "    --flow-size B    allreduce buffer per host (default 16777216)\n"
+       "    --chunk-bytes B  message size within a step's segment (default 65536)\n" FABRIC_COMMON_FLAGS,
+       run_ring_allreduce},
   };
   return kScenarios;
 }

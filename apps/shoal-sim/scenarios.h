@@ -8,6 +8,32 @@
 
 #include "apps/shoal-sim/args.h"
 
+// Help text of the flags the fabric scenarios share (fabric_scenarios.cc).
+#define FABRIC_COMMON_FLAGS                                                                          \
+  "    --k K            fat-tree arity: K^3/4 hosts (default 8 -> 128 hosts)\n"                     \
+  "    --topology T     fat-tree | leaf-spine (default fat-tree)\n"                                 \
+  "    --leaves L --spines S --hosts-per-leaf H --oversub R\n"                                      \
+  "                     leaf-spine shape (defaults 4, 4, 8, 1)\n"                                   \
+  "    --hosts N        hosts taking part: the first N (default all; without --k, the\n"            \
+  "                     smallest fat-tree that holds N)\n"                                          \
+  "    --cc NAME        fixed | swift | dcqcn | eqds (default fixed)\n"                             \
+  "    --lb NAME        ecmp | spray | adaptive (default ecmp)\n"                                   \
+  "    --window-pkts W  fixed cc: packets in flight per PDC (default 0 = one BDP of the\n"          \
+  "                     longest path at the link rate)\n"                                          \
+  "    --link-gbps G    link rate (default 100)\n"                                                  \
+  "    --hop-delay-us D propagation per hop (default 1)\n"                                         \
+  "    --queue-pkts Q   switch data queue limit in packets (default 35)\n"                          \
+  "    --mtu M          payload bytes per packet (default 4096)\n"                                  \
+  "    --trim           trim instead of drop-tail when a queue is full (default on for\n"           \
+  "                     eqds, off otherwise; --trim false turns it off)\n"                          \
+  "    --ecn MODE       off | step | red (default step)\n"                                          \
+  "    --ecn-k K        step marking threshold, packets (default queue-pkts/5, at least 1)\n"       \
+  "    --seed S         seed of the fabric and the hosts (default 13)\n"                            \
+  "    --sample-us U    queue sampling period (default 1)\n"                                        \
+  "    --bin-us U       goodput time-series bin (default 5)\n"                                      \
+  "    --time-limit-ms T virtual time before giving up (default 1000)\n"                           \
+  "    --series FILE    write per-flow FCTs and time series (JSON) to FILE\n"
+
 namespace shoal::app {
 
 struct Scenario {
@@ -23,5 +49,11 @@ int run_pair_chaos(Args& args, bool json);
 int run_loss_sweep(Args& args, bool json);
 int run_pair_throughput(Args& args, bool json);
 int run_pool_scale(Args& args, bool json);
+int run_permutation(Args& args, bool json);
+int run_incast(Args& args, bool json);
+int run_all_to_all(Args& args, bool json);
+int run_link_failure(Args& args, bool json);
+int run_ring_allreduce(Args& args, bool json);
+
 
 }  // namespace shoal::app

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Fast checks of the fabric scenarios of shoal-sim on tiny fabrics (k=4, 16
+# hosts, small flows): each runs to completion, its JSON carries the fields
+# the benchmark pages use, and every flow completes. A few seconds in all.
+set -u
+sim="$1"
+fail() { echo "FAIL: $*"; exit 1; }
+check() {  # check NAME JSON-LINE PYTHON-ASSERTIONS
+  echo "$2" | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+for f in ["flows", "flows_completed", "goodput_gbps_mean", "goodput_gbps_min", "fct_us_p50", "fct_us_p99",
+          "fct_us_max", "uplink_util_max_over_min", "drops", "trims", "retransmits", "bytes_lost",
+          "events_per_s", "wall_s", "hosts", "cc", "lb", "flow_size", "seed", "ecn_marks"]:
+    assert f in d, "missing " + f
+assert d["flows_completed"] == d["flows"] and d["bytes_lost"] == 0 and d["ok"], d
+'"$3" || fail "$1 JSON: $2"
+}
+
+"$sim" --help | grep -q permutation || fail "--help does not list permutation"
+"$sim" --scenario incast --help | grep -q -- '--senders' || fail "incast help lacks --senders"
+"$sim" --scenario permutation --help | grep -q -- '--queue-pkts' || fail "permutation help lacks --queue-pkts"
+"$sim" --scenario permutation --k 3 >/dev/null 2>&1; [ $? -eq 2 ] || fail "odd --k must exit 2"
+"$sim" --scenario permutation --cc nosuch >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown --cc must exit 2"
+"$sim" --scenario incast --pattern shift >/dev/null 2>&1; [ $? -eq 2 ] || fail "a flag of another scenario must exit 2"
+
+out=$("$sim" --scenario permutation --k 4 --flow-size 131072 --json 2>/dev/null | tail -1) || fail "permutation exited $?"
+check permutation "$out" '
+assert d["flows"] == 16 and d["hosts"] == 16 and d["k"] == 4, d
+assert 0 < d["fct_us_p50"] <= d["fct_us_p99"] <= d["fct_us_max"], d
+assert d["slowdown_p50"] >= 1, d'
+out=$("$sim" --scenario permutation --k 4 --pattern random --flow-size 65536 --json 2>/dev/null | tail -1) \
+  || fail "permutation --pattern random exited $?"
+check "permutation random" "$out" ''
+
+series=$(mktemp)
+trap 'rm -f "$series"' EXIT
+out=$("$sim" --scenario incast --k 4 --senders 8 --flow-size 131072 --series "$series" --json 2>/dev/null | tail -1) \
+  || fail "incast exited $?"
+check incast "$out" '
+assert d["flows"] == 8 and d["senders"] == 8, d
+for f in ["receiver_goodput_gbps", "receiver_goodput_steady_gbps", "fct_max_over_min", "rx_queue_max_pkts",
+          "rx_queue_p99_pkts"]:
+    assert f in d, f
+assert 0 < d["receiver_goodput_gbps"] <= d["payload_line_gbps"], d'
+python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert len(s["fct_us"]) == 8 and None not in s["fct_us"], s["fct_us"]
+assert len(s["queue_t_us"]) == len(s["queue_pkts"]) > 10 and len(s["goodput_gbps"]) > 1, s.keys()
+' "$series" || fail "incast --series file"
+
+# Trimming instead of dropping: no data packet is dropped at the receiver's port.
+out=$("$sim" --scenario incast --k 4 --senders 12 --flow-size 65536 --trim --json 2>/dev/null | tail -1) \
+  || fail "incast --trim exited $?"
+check "incast --trim" "$out" '
+assert d["trim"] and d["trims"] > 0 and d["drops"] == 0, d'
+
+out=$("$sim" --scenario all-to-all --k 4 --flow-size 16384 --json 2>/dev/null | tail -1) || fail "all-to-all exited $?"
+check all-to-all "$out" '
+assert d["flows"] == 16 * 15 and d["completion_over_ideal"] >= 1, d'
+
+# Failover from routing convergence (the transport alone cannot steer away
+# with one entropy per PDC): every flow completes, nothing is lost.
+out=$("$sim" --scenario link-failure --k 4 --flow-size 524288 --reroute-us 20 --json 2>/dev/null | tail -1) \
+  || fail "link-failure exited $?"
+check link-failure "$out" '
+assert d["failed_link"] and d["fail_at_us"] == 50 and "recovery_us" in d and "flows_stalled" in d, d
+assert d["down_drops"] > 0, d'
+
+out=$("$sim" --scenario ring-allreduce --k 4 --flow-size 1048576 --chunk-bytes 32768 --json 2>/dev/null | tail -1) \
+  || fail "ring-allreduce exited $?"
+check ring-allreduce "$out" '
+assert d["chunks_per_step"] == 2 and d["steps"] == 30, d
+assert 0 < d["busbw_gbps"] <= d["busbw_ideal_gbps"], d'
+
+# Leaf-spine with oversubscription runs too.
+out=$("$sim" --scenario permutation --topology leaf-spine --leaves 2 --spines 2 --hosts-per-leaf 4 --oversub 2 \
+      --flow-size 65536 --json 2>/dev/null | tail -1) || fail "leaf-spine permutation exited $?"
+check "leaf-spine" "$out" '
+assert d["topology"] == "leaf-spine" and d["flows"] == 8, d'
+echo "fabric_smoke: all checks passed"
