@@ -275,6 +275,7 @@ void Pdc::on_timeout(TimePoint now) {
     if (config_.tail_loss_probe && !tlp_used_ && !tx_order_.empty()) {
       tlp_pending_ = true;
       tlp_used_ = true;
+      ++rto_backoff_;  // a timeout without an ACK too (see on_rto)
     }
   }
 }
@@ -645,8 +646,14 @@ void Pdc::on_nack(const wire::NackHeader& nack, TimePoint now) {
 
 void Pdc::on_rto(TimePoint now) {
   ++counters_.rto_fires;
+  // The peer is unreachable once max_transmissions - 1 timeouts (RTOs, and
+  // the tail probe before them) came in a row with no acknowledgement in
+  // between: each resent everything in flight, so every outstanding PSN has
+  // then gone max_transmissions times or once less. Losses that SACK/RACK
+  // find while ACKs still arrive do not count: a congested peer is alive.
+  // A PSN resent kTransmissionCap times fails the PDC all the same.
   const TxSlot& head = slots_[tx_order_.front()];
-  if (head.transmissions >= config_.max_transmissions) {
+  if (rto_backoff_ + 1 >= config_.max_transmissions || head.transmissions >= kTransmissionCap) {
     fail(now);
     return;
   }
@@ -657,13 +664,7 @@ void Pdc::on_rto(TimePoint now) {
     // the packets an RTO old would be too few: with the RTO doubled, the
     // ones sent a little later would each wait for a fire of their own, and
     // a dead path would take hundreds of fires instead of max_transmissions.
-    // A packet already sent max_transmissions times (the tail probe adds one
-    // to the newest) stays as it is: the budget is per PSN.
-    for (uint32_t idx = tx_order_.front(); idx != kNoIndex;) {
-      const uint32_t next = tx_order_.next(idx);
-      if (slots_[idx].transmissions < config_.max_transmissions) mark_lost(idx);
-      idx = next;
-    }
+    while (!tx_order_.empty()) mark_lost(tx_order_.front());
   }
   ++rto_backoff_;
   rto_ = min_dur(rto_ * 2, config_.max_rto);

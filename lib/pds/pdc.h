@@ -64,7 +64,12 @@ struct PdsConfig {
   Duration initial_rto = Duration::micros(500);
   Duration min_rto = Duration::micros(100);
   Duration max_rto = Duration::millis(100);
-  // A PSN sent this many times without being acknowledged fails the PDC.
+  // Retry budget: the PDC fails (its units with kRetryExceeded) when this
+  // many transmissions of its outstanding PSNs went unanswered: the first
+  // and max_transmissions - 1 timeouts in a row (RTOs, and the tail probe),
+  // each resending everything in flight, with no ACK in between. Losses
+  // recovered while ACKs arrive do not count; a single PSN resent
+  // kTransmissionCap (64) times fails the PDC regardless.
   uint32_t max_transmissions = 12;
   // RNR: NACKs for "no receive buffer" a unit may collect before it fails
   // with kRnrExceeded. Such a unit is resent on the RTO clock (backing off),
@@ -240,6 +245,9 @@ class Pdc {
 
  private:
   static constexpr uint32_t kInitialTxSlots = 16;
+  // Most transmissions of one PSN before the PDC gives up even while ACKs
+  // for other PSNs still arrive (TxSlot.transmissions is 8 bits).
+  static constexpr uint32_t kTransmissionCap = 64;
   static constexpr uint32_t kInitialRxBits = 64;
   enum SlotState : uint8_t { kFree = 0, kInFlight, kLost, kSacked };
   struct TxSlot {
