@@ -50,7 +50,7 @@ bool kernel_has_multishot_recvmsg() {
   if (uname(&u) != 0) return false;
   int major = 0, minor = 0;
   if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
-  return major > 6 || (major == 6 && minor >= 0);
+  return major >= 6;  // 6.0 has both
 }
 
 void close_fd(int& fd) {
@@ -296,7 +296,9 @@ UdpDriver::UdpDriver(const UdpOptions& options, uint32_t queues) : options_(opti
   io_ = options_.io;
 }
 
-UdpDriver::~UdpDriver() = default;
+UdpDriver::~UdpDriver() {
+  if (!queues_.empty() && queues_[0]->listen_fd >= 0) SHOAL_LOG(kDriver, kDebug, "%s", dump());
+}
 
 absl::Status UdpDriver::bind_all(uint16_t port) {
   const uint32_t ip = options_.ipv4;
