@@ -44,6 +44,8 @@ constexpr uint64_t kRecvTag = 1ULL << 63;  // user_data of the multishot receive
 
 std::string errno_text(int e) { return std::strerror(e); }
 
+std::atomic<bool> g_refuse_uring{false};
+
 // The kernel must have multishot recvmsg (6.0) and provided-buffer rings (5.19).
 bool kernel_has_multishot_recvmsg() {
   utsname u;
@@ -75,6 +77,8 @@ sockaddr_in make_sockaddr(uint32_t ip, uint16_t port) {
 }
 
 }  // namespace
+
+void refuse_uring_for_testing(bool refuse) { g_refuse_uring.store(refuse, std::memory_order_relaxed); }
 
 absl::StatusOr<uint32_t> parse_ipv4(std::string_view text) {
   const std::string s(text);
@@ -343,7 +347,8 @@ absl::Status UdpDriver::setup_uring() {
     io_uring_params p{};
     p.flags = IORING_SETUP_CQSIZE;
     p.cq_entries = 2 * (kTxSlots + qu.nrx);
-    int rc = io_uring_queue_init_params(2 * kTxSlots, &qu.ring, &p);
+    int rc = g_refuse_uring.load(std::memory_order_relaxed) ? -EPERM
+                                                             : io_uring_queue_init_params(2 * kTxSlots, &qu.ring, &p);
     if (rc < 0) return absl::UnavailableError(absl::StrCat("io_uring_queue_init: ", errno_text(-rc)));
     qu.uring = true;
     // Fixed files: 0 = the listening socket, 1 + i = entropy socket i.

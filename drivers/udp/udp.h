@@ -140,6 +140,11 @@ class UdpDriver final : public Driver {
 absl::StatusOr<uint32_t> parse_ipv4(std::string_view text);
 std::string format_ipv4(uint32_t ip);
 
+// Tests only: while set, io_uring setup fails as a kernel that refuses
+// io_uring would (EPERM), so the automatic fallback to kMmsg can be tested on
+// a kernel that has it. Thread-safe.
+void refuse_uring_for_testing(bool refuse);
+
 // open_driver's udp:// branch: `rest` is what follows "udp://".
 // Errors: those of UdpDriver::open, InvalidArgument for a malformed URI.
 absl::StatusOr<std::unique_ptr<Driver>> open_udp(std::string_view rest, uint32_t queues);

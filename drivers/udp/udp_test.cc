@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "lib/base/log.h"
 #include "shoal/driver_sdk.h"
 #include "shoal/verbs.h"
 
@@ -288,6 +289,36 @@ TEST(Udp, UringSenderAndMmsgReceiverInteroperate) {
   for (const Got& g : got) {
     EXPECT_EQ(g.meta.peer, a->local_addr(0));
     EXPECT_EQ(g.meta.ecn, Ecn::kCe);
+  }
+}
+
+std::string* g_log = nullptr;
+void capture(LogComponent, LogLevel, std::string_view line) { g_log->append(line); }
+
+// A kernel that refuses io_uring (EPERM: io_uring_disabled, seccomp): the
+// driver says so once and runs on recvmmsg/sendmmsg.
+TEST(Udp, RefusedIoUringFallsBackToMmsgAndSaysSo) {
+  std::string log;
+  g_log = &log;
+  Log::set_sink(capture);
+  refuse_uring_for_testing(true);
+  auto a = open_ok(IoMode::kUring);
+  refuse_uring_for_testing(false);
+  Log::set_sink(nullptr);
+  auto b = open_ok(IoMode::kUring);
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->io_mode(), IoMode::kMmsg);
+  EXPECT_EQ(b->io_mode(), IoMode::kUring);
+  EXPECT_NE(log.find("io_uring unavailable"), std::string::npos) << log;
+  EXPECT_NE(log.find("recvmmsg/sendmmsg"), std::string::npos) << log;
+  std::vector<Sent> pkts(8);
+  for (uint32_t i = 0; i < 8; ++i) pkts[i] = {static_cast<uint16_t>(i), 0, Ecn::kCe};
+  ASSERT_EQ(send_burst(*a, 0, b->local_addr(0), pkts), 8u);
+  ASSERT_EQ(send_burst(*b, 0, a->local_addr(0), pkts), 8u);
+  for (UdpDriver* d : {a.get(), b.get()}) {
+    auto got = recv_n(*d, 0, 8);
+    ASSERT_EQ(got.size(), 8u);
+    for (const Got& g : got) EXPECT_EQ(g.meta.ecn, Ecn::kCe);
   }
 }
 
