@@ -30,10 +30,11 @@ test-slow: build
 # the C API in threaded mode (not part of `make test`: a second full build).
 tsan: deps
 	test -f build-tsan/build.ninja || meson setup build-tsan -Db_sanitize=thread -Dbenchmarks=disabled
-	ninja -C build-tsan tests/conformance/api_conformance engine_test loopback_test spsc_ring_test
+	ninja -C build-tsan tests/conformance/api_conformance engine_test loopback_test spsc_ring_test udp_test
 	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/engine_test
 	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/loopback_test
 	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/spsc_ring_test
+	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/udp_test
 	TSAN_OPTIONS=halt_on_error=1 SHOAL_CONFORMANCE_MODE=threaded ./build-tsan/tests/conformance/api_conformance
 
 bench: build

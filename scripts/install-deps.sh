@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   meson ninja-build g++ pkg-config        # build
   libabsl-dev                              # Status, containers, formatting
+  liburing-dev                             # drivers/udp (io_uring)
   libgtest-dev libgmock-dev                # tests
   libbenchmark-dev                         # bench/micro
   valgrind                                 # callgrind instruction counts

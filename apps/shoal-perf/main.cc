@@ -28,7 +28,9 @@ using Clock = std::chrono::steady_clock;
 const char* kHelp =
     "usage: shoal-perf [flags]\n\n"
     "Point-to-point bandwidth and latency over Shoal's C API.\n\n"
-    "  --driver URI     driver to open (default sim://perf); on sim:// both ends run here\n"
+    "  --driver URI     driver to open (default sim://perf); every end runs in this process.\n"
+    "                   udp://IP[:PORT][?...]: without a port each end takes a free port\n"
+    "                   block (port 0); with one, end i listens on PORT + i\n"
     "  --op OP          send | write | read (default send). Latency: send and write\n"
     "                   (WRITE_WITH_IMM) ping-pong, reported one way; read reports\n"
     "                   the whole READ (request out, data back), as ib_read_lat does\n"
@@ -71,6 +73,21 @@ struct Pair {
     int rc_ = (call);             \
     if (rc_ != 0) die(#call, rc_); \
   } while (0)
+
+// The URI of end `i` (0 = the sender). Every end of a udp:// run lives in
+// this process, so each needs its own port: port 0 (the driver picks a free
+// block) unless the URI names one, then PORT + i.
+std::string host_uri(const std::string& uri, int64_t i) {
+  if (uri.rfind("udp://", 0) != 0) return uri;
+  const size_t q = uri.find('?');
+  const std::string authority = uri.substr(6, q == std::string::npos ? std::string::npos : q - 6);
+  const std::string query = q == std::string::npos ? "" : uri.substr(q);
+  const size_t colon = authority.find(':');
+  const std::string ip = authority.substr(0, colon);
+  long port = 0;
+  if (colon != std::string::npos) port = std::strtol(authority.c_str() + colon + 1, nullptr, 10);
+  return "udp://" + ip + ":" + std::to_string(port == 0 ? 0 : port + i) + query;
+}
 
 Host open_host(const std::string& uri, bool threaded) {
   Host h;
@@ -166,8 +183,8 @@ int main(int argc, char** argv) {
   std::vector<Host> hosts;
   hosts.reserve(1 + npeers);
   const bool threaded = mode_s == "threaded";
-  hosts.push_back(open_host(uri, threaded));
-  for (int64_t p = 0; p < npeers; ++p) hosts.push_back(open_host(uri, threaded));
+  hosts.push_back(open_host(host_uri(uri, 0), threaded));
+  for (int64_t p = 0; p < npeers; ++p) hosts.push_back(open_host(host_uri(uri, 1 + p), threaded));
   const uint32_t depth = static_cast<uint32_t>(window) * 2 + 8;
   std::vector<Pair> pairs(nqps);
   for (int64_t q = 0; q < nqps; ++q) {

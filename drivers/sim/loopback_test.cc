@@ -461,7 +461,7 @@ TEST(OpenDriver, Errors) {
       {"sim:/x", absl::StatusCode::kInvalidArgument, "sim:/x"},
       {"", absl::StatusCode::kInvalidArgument, "\"\""},
       {"://x", absl::StatusCode::kInvalidArgument, "://x"},
-      {"udp://127.0.0.1:4793", absl::StatusCode::kUnimplemented, "udp driver is not built yet"},
+      {"udp://127.0.0.1:4793?bogus=1", absl::StatusCode::kInvalidArgument, "\"bogus\""},
       {"dpdk://?eal=-l0", absl::StatusCode::kUnimplemented, "dpdk driver is not built yet"},
       {"rdma://x", absl::StatusCode::kNotFound, "\"rdma\""},
       {"SIM://x", absl::StatusCode::kNotFound, "sim, udp, dpdk"},

@@ -1,9 +1,10 @@
-// shoal::open_driver (driver_sdk.h): URI -> driver. Only `sim://` is built
-// so far; `udp://` and `dpdk://` are known schemes without a driver yet.
+// shoal::open_driver (driver_sdk.h): URI -> driver. `sim://` is parsed here;
+// `udp://` goes to drivers/udp (udp::open_udp); `dpdk://` is a known scheme
+// without a driver yet.
 //
 // URI form: scheme://rest[?key=value&key=value]. For sim, `rest` names the
 // fabric (empty: "default"); the keys are mtu, inbox, loss, ecn, seed (see
-// LoopbackOptions).
+// LoopbackOptions). For udp see drivers/udp/udp.h and docs/drivers.md.
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "drivers/sim/loopback.h"
+#include "drivers/udp/udp.h"
 #include "lib/base/status.h"
 #include "shoal/driver_sdk.h"
 
@@ -96,7 +98,8 @@ absl::StatusOr<std::unique_ptr<Driver>> open_driver(std::string_view uri_std, ui
         absl::StrCat("driver URI \"", uri, "\" is not scheme://... (e.g. sim://, udp://IP:PORT)"));
   const sv scheme = uri.substr(0, sep), rest = uri.substr(sep + 3);
   if (scheme == "sim") return open_sim(rest, queues);
-  if (scheme == "udp" || scheme == "dpdk")
+  if (scheme == "udp") return udp::open_udp(std::string_view(rest.data(), rest.size()), queues);
+  if (scheme == "dpdk")
     return absl::UnimplementedError(
         absl::StrCat("the ", scheme, " driver is not built yet (see the drivers issue)"));
   return absl::NotFoundError(

@@ -83,13 +83,25 @@
  *     4096); loss: drop probability; ecn: probability a data packet arrives
  *     CE-marked; seed: for both. Address strings: "sim:N". The virtual-time
  *     fabrics of shoal-sim are a separate tool, not a URI.
- *   udp://IP[:PORT][?entropies=N&...]
- *     Kernel UDP (drivers/udp). IP is the local unicast IPv4 address to bind
- *     (a concrete address: it is this context's identity); PORT defaults to
- *     SHOAL_UDP_PORT (4793). entropies=N is the number of UDP source ports
- *     (paths) sprayed over, default 64. Port in use: EADDRINUSE; IP not
- *     local: EADDRNOTAVAIL. Address strings: "IP:PORT" or "IP" (default
- *     port).
+ *   udp://IP[:PORT][?entropies=N&mtu=B&io=uring|mmsg&rx_buffers=N&sockbuf=B]
+ *     Kernel UDP (drivers/udp, docs/drivers.md). IP is the local unicast
+ *     IPv4 address to bind (a concrete address: it is this context's
+ *     identity). Engine e listens on PORT + e; PORT defaults to
+ *     SHOAL_UDP_PORT (4793), and PORT .. PORT + engines - 1 must lie in the
+ *     listening window 4793..5048 (EINVAL otherwise). PORT 0: the driver
+ *     takes a free block of the window (several contexts of one process).
+ *     entropies=N (1..64, default 64) is the number of UDP source ports
+ *     (paths) sprayed over: engine e sends through sockets bound to
+ *     PORT + e + 256 * (i + 1), i < N, so a receiver derives the sender's
+ *     listening port from the source port (port - 4793) % 256 + 4793.
+ *     mtu: data payload bytes per packet (256..16384, default 4096; 1024 on
+ *     a 1500-byte network); io=mmsg forces recvmmsg/sendmmsg instead of
+ *     io_uring (also the automatic fallback when io_uring is unavailable);
+ *     rx_buffers: receive buffers per engine (power of two 64..16384,
+ *     default 1024); sockbuf: socket buffer bytes asked for (default 4 MiB,
+ *     capped by net.core.rmem_max/wmem_max for ordinary users). Port in
+ *     use: EADDRINUSE; IP not local: EADDRNOTAVAIL. Address strings:
+ *     "IP:PORT" or "IP" (port 4793).
  *   dpdk://[?eal=ARGS&port=ID&lcores=LIST&ip=IP&...]
  *     DPDK ethdev (drivers/dpdk). eal= is passed to rte_eal_init verbatim
  *     (percent-encoded; Shoal adds no EAL arguments of its own), port= is

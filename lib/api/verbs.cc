@@ -59,6 +59,8 @@ int errno_of(const absl::Status& st) {
     case absl::StatusCode::kUnimplemented: return ENOTSUP;
     case absl::StatusCode::kResourceExhausted: return EAGAIN;
     case absl::StatusCode::kAlreadyExists: return EADDRINUSE;
+    // Drivers: the address to bind is not one of this host's (udp://).
+    case absl::StatusCode::kFailedPrecondition: return EADDRNOTAVAIL;
     case absl::StatusCode::kUnavailable: return EAGAIN;
     default: return EIO;
   }

@@ -1,0 +1,152 @@
+// drivers/udp/udp.h: the `udp://` driver, Shoal over the kernel's UDP/IPv4
+// sockets, batched through io_uring (liburing), with a recvmmsg/sendmmsg
+// fallback. Runs as an ordinary user. docs/drivers.md has the user's view.
+//
+// Port layout (a protocol constant, so a receiver can name the sender):
+//  * Queue q of a driver listens on L = P + q, P the URI's port. Every
+//    listening port lies in the window [kPortBase, kPortBase + kPortStride)
+//    = 4793..5048.
+//  * Entropy socket i (0 <= i < N, N = entropies) of that queue is bound to
+//    L + kPortStride * (i + 1) (5049..21432 at most: below Linux's
+//    ephemeral range 32768..60999). A packet goes out through socket
+//    entropy % N, so its UDP source port, the thing ECMP hashes, varies with
+//    TxPacket.entropy.
+//  * A receiver maps a source port s back to the sender's listening port:
+//    s in an entropy range -> kPortBase + (s - kPortBase) % kPortStride;
+//    anything else is taken as is (a foreign sender is answered where it
+//    came from). RxMeta.peer = src IPv4 << 16 | that port, which equals the
+//    sender's local_addr(q); RxMeta.entropy = s itself.
+//  * Two listening ports in the window differ modulo kPortStride, so the
+//    ports of all contexts on one IP never collide as long as their
+//    listening ports differ. Port 0 in the URI picks the first free block.
+//
+// Invariants:
+//  * No allocation per packet: tx buffers (kTxSlots per queue, each with its
+//    msghdr, sockaddr and TOS cmsg), rx buffers and the rx stash are
+//    allocated at open.
+//  * io_uring mode: one io_uring_submit per tx_burst (and one to re-arm the
+//    multishot receive after it ran out of buffers), none per packet. A tx
+//    buffer stays in flight until its send CQE; rx buffers come from a
+//    provided-buffer ring and go back to it in rx_release (any order).
+//  * mmsg mode: one recvmmsg per rx_burst; one sendmmsg per entropy socket
+//    a burst uses.
+//  * Sends use MSG_DONTWAIT: a full socket buffer drops and counts, as a full
+//    NIC queue does; the protocol recovers.
+//
+// Threading (driver_sdk.h): queue q is used by one thread; each queue has
+// its own ring and sockets. The multishot receive is armed by the queue's
+// own thread (in its first rx_burst), so the kernel runs its completion work
+// on that thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "lib/base/packet.h"
+#include "shoal/driver_sdk.h"
+
+namespace shoal::udp {
+
+inline constexpr uint16_t kPortBase = 4793;    // SHOAL_UDP_PORT
+inline constexpr uint16_t kPortStride = 256;   // listening window; entropy port step
+inline constexpr uint32_t kMaxEntropies = 64;  // keeps entropy ports below 21433
+inline constexpr uint32_t kTxSlots = 256;      // tx buffers per queue (lent + in flight)
+
+// The listening port of the sender of a datagram with UDP source port `src`.
+constexpr uint16_t listening_port_of(uint16_t src) {
+  if (src >= kPortBase + kPortStride && src < kPortBase + kPortStride * (kMaxEntropies + 1))
+    return static_cast<uint16_t>(kPortBase + (src - kPortBase) % kPortStride);
+  return src;
+}
+// The source port of entropy socket i of the queue listening on `listen`.
+constexpr uint16_t entropy_port(uint16_t listen, uint32_t i) {
+  return static_cast<uint16_t>(listen + kPortStride * (i + 1));
+}
+
+enum class IoMode : uint8_t { kUring, kMmsg };
+
+struct UdpOptions {
+  uint32_t ipv4 = 0;        // host order; a local unicast address
+  uint16_t port = kPortBase;  // queue 0's listening port; 0 = pick a free block
+  uint32_t entropies = 64;  // 1..kMaxEntropies
+  uint32_t mtu = 4096;      // data payload bytes per packet, 256..16384
+  IoMode io = IoMode::kUring;  // kUring falls back to kMmsg if io_uring is unavailable
+  uint32_t rx_buffers = 1024;  // receive buffers per queue, a power of two 64..16384
+  uint32_t sockbuf = 4 << 20;  // SO_RCVBUF/SO_SNDBUF request (capped by the kernel for users)
+};
+
+struct UdpCounters {
+  uint64_t tx_packets = 0;   // handed to the kernel
+  uint64_t tx_errors = 0;    // the kernel refused (full socket buffer: EAGAIN, unreachable, ...)
+  uint64_t tx_dropped = 0;   // not handed over: no SQE, or a peer that is not IPv4:port
+  uint64_t rx_packets = 0;   // handed out by rx_burst
+  uint64_t rx_dropped = 0;   // truncated (larger than a buffer) or without a source address
+  uint64_t rx_rearms = 0;    // multishot receive re-armed (ran out of buffers, or first arm)
+  uint64_t rx_errors = 0;    // receive completions with an error
+  uint64_t bad_buffers = 0;  // API misuse: a foreign or double-returned buffer, len > capacity
+};
+
+class UdpDriver final : public Driver {
+ public:
+  static constexpr uint32_t kMaxBurst = 32;
+
+  // Binds every socket and sets up the rings. Errors: InvalidArgument (bad
+  // option, queues == 0, a port block outside the window), AlreadyExists (a
+  // port in use; the message names it), FailedPrecondition (the IP is not a
+  // local address: EADDRNOTAVAIL), ResourceExhausted (port 0 and no free
+  // block), Internal (another socket error).
+  static absl::StatusOr<std::unique_ptr<UdpDriver>> open(const UdpOptions& options, uint32_t queues);
+  ~UdpDriver() override;
+
+  const DriverCaps& caps() const override { return caps_; }
+  PeerAddr local_addr(uint32_t q) const override;
+  // "a.b.c.d:port" or "a.b.c.d" (port kPortBase). Errors: InvalidArgument.
+  absl::StatusOr<PeerAddr> parse_addr(std::string_view text) const override;
+  std::string format_addr(PeerAddr addr) const override;
+
+  uint32_t rx_burst(uint32_t q, std::span<RxPacket> pkts) override;
+  void rx_release(uint32_t q, std::span<RxPacket> pkts) override;
+  uint32_t tx_alloc(uint32_t q, std::span<TxPacket> slots) override;
+  uint32_t tx_burst(uint32_t q, std::span<TxPacket> pkts) override;
+
+  // The mode in use (kMmsg after a fallback).
+  IoMode io_mode() const { return io_; }
+  const UdpOptions& options() const { return options_; }
+  uint16_t port(uint32_t q) const;
+  // Sum over the queues / one queue; call when no queue runs (plain integers).
+  UdpCounters counters() const;
+  const UdpCounters& queue_counters(uint32_t q) const;
+  std::string dump() const;
+
+  struct Queue;  // defined in udp.cc
+
+ private:
+  UdpDriver(const UdpOptions& options, uint32_t queues);
+  absl::Status bind_all(uint16_t port);
+  absl::Status setup_uring();
+
+  UdpOptions options_;
+  DriverCaps caps_;
+  IoMode io_ = IoMode::kUring;
+  std::vector<std::unique_ptr<Queue>> queues_;
+};
+
+// Parses a dotted IPv4 address. Errors: InvalidArgument.
+absl::StatusOr<uint32_t> parse_ipv4(std::string_view text);
+std::string format_ipv4(uint32_t ip);
+
+// Tests only: while set, io_uring setup fails as a kernel that refuses
+// io_uring would (EPERM), so the automatic fallback to kMmsg can be tested on
+// a kernel that has it. Thread-safe.
+void refuse_uring_for_testing(bool refuse);
+
+// open_driver's udp:// branch: `rest` is what follows "udp://".
+// Errors: those of UdpDriver::open, InvalidArgument for a malformed URI.
+absl::StatusOr<std::unique_ptr<Driver>> open_udp(std::string_view rest, uint32_t queues);
+
+}  // namespace shoal::udp
