@@ -36,6 +36,8 @@ tsan: deps
 	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/spsc_ring_test
 	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/udp_test
 	TSAN_OPTIONS=halt_on_error=1 SHOAL_CONFORMANCE_MODE=threaded ./build-tsan/tests/conformance/api_conformance
+	TSAN_OPTIONS=halt_on_error=1 SHOAL_CONFORMANCE_MODE=threaded SHOAL_CONFORMANCE_URI=udp://127.0.0.1:0 \
+	  ./build-tsan/tests/conformance/api_conformance
 
 bench: build
 	./bench/micro/run.sh $(BUILD)

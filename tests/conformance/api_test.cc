@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -168,6 +169,15 @@ class Api : public ::testing::Test {
     return got;
   }
 
+  // Buffers live until TearDown has deregistered every MR: an engine may
+  // still touch a registered region after the completion that used it (a
+  // retransmitted READ response reads it), as with any RDMA device.
+  std::vector<uint8_t>& buffer(size_t n, uint8_t fill = 0) {
+    bufs_.push_back(std::make_unique<std::vector<uint8_t>>(n, fill));
+    return *bufs_.back();
+  }
+  std::vector<std::unique_ptr<std::vector<uint8_t>>> bufs_;
+
   Side a, b;
   uint32_t mtu = 0;
   std::vector<shoal_mr*> mrs;
@@ -239,7 +249,9 @@ TEST_F(Api, SendReceivesEverySizeIntact) {
 }
 
 TEST_F(Api, ImmediateDataAndReplyThroughAnAhFromTheCompletion) {
-  std::vector<uint8_t> src(100, 1), dst(100), back(100);
+  auto& src = buffer(100, 1);
+  auto& dst = buffer(100);
+  auto& back = buffer(100);
   shoal_mr* smr = reg(a, src);
   shoal_mr* rmr = reg(b, dst);
   shoal_mr* bmr = reg(a, back);
@@ -264,7 +276,8 @@ TEST_F(Api, ImmediateDataAndReplyThroughAnAhFromTheCompletion) {
 }
 
 TEST_F(Api, UnsignaledSendsCompleteSilentlyErrorsAlways) {
-  std::vector<uint8_t> src(64, 3), dst(64 * 8);
+  auto& src = buffer(64, 3);
+  auto& dst = buffer(64 * 8);
   shoal_mr* smr = reg(a, src);
   shoal_mr* rmr = reg(b, dst);
   shoal_ah* ah = ah_to(a, b, b.qp);
@@ -292,7 +305,8 @@ TEST_F(Api, UnsignaledSendsCompleteSilentlyErrorsAlways) {
 }
 
 TEST_F(Api, LocalProtectionIsCheckedOnEverySge) {
-  std::vector<uint8_t> buf(256), ro(256);
+  auto& buf = buffer(256);
+  auto& ro = buffer(256);
   shoal_mr* mr = reg(b, buf);
   shoal_mr* ro_mr = reg(b, ro, SHOAL_ACCESS_REMOTE_READ);  // no LOCAL_WRITE: cannot receive into it
   ASSERT_EQ(post_recv(b, b.qp, mr, buf.data() + 200, 100, 1), 0);  // runs past the MR's end
@@ -307,7 +321,8 @@ TEST_F(Api, LocalProtectionIsCheckedOnEverySge) {
 }
 
 TEST_F(Api, SendPinsItsMemoryRegionUntilItCompletes) {
-  std::vector<uint8_t> src(4096, 9), dst(4096);
+  auto& src = buffer(4096, 9);
+  auto& dst = buffer(4096);
   shoal_mr* smr = reg(a, src);
   shoal_mr* rmr = reg(b, dst);
   ASSERT_EQ(post_recv(b, b.qp, rmr, dst.data(), 4096, 1), 0);
@@ -332,7 +347,8 @@ TEST_F(Api, CqOverrunIsReportedAndLosesNothing) {
   qa.cap.max_recv_sge = 1;
   shoal_qp* qp = nullptr;
   ASSERT_EQ(shoal_create_qp(b.pd, &qa, &qp), 0);
-  std::vector<uint8_t> src(32, 5), dst(32 * 5);
+  auto& src = buffer(32, 5);
+  auto& dst = buffer(32 * 5);
   shoal_mr* smr = reg(a, src);
   shoal_mr* rmr = reg(b, dst);
   shoal_ah* ah = ah_to(a, b, qp);
@@ -369,7 +385,7 @@ TEST_F(Api, CqOverrunIsReportedAndLosesNothing) {
 
 TEST_F(Api, DestroyingAQpFlushesItsReceivesAndObjectsGuardTheirUsers) {
   shoal_qp* qp = make_qp(b, SHOAL_QPT_RUD);
-  std::vector<uint8_t> buf(64 * 3);
+  auto& buf = buffer(64 * 3);
   shoal_mr* mr = reg(b, buf);
   for (int i = 0; i < 3; ++i) ASSERT_EQ(post_recv(b, qp, mr, buf.data() + 64 * i, 64, 10 + i), 0);
   EXPECT_EQ(shoal_destroy_cq(b.cq), EBUSY);
@@ -386,7 +402,7 @@ TEST_F(Api, DestroyingAQpFlushesItsReceivesAndObjectsGuardTheirUsers) {
 }
 
 TEST_F(Api, VanishedPeerFailsOutstandingSendsWithRetryExceeded) {
-  std::vector<uint8_t> src(2000, 1);
+  auto& src = buffer(2000, 1);
   shoal_mr* smr = reg(a, src);
   shoal_ah* ah = ah_to(a, b, b.qp);
   // b goes away entirely.
@@ -406,7 +422,9 @@ TEST_F(Api, VanishedPeerFailsOutstandingSendsWithRetryExceeded) {
 }
 
 TEST_F(Api, RdmaWriteLandsInTheRemoteRegionAndWithImmCompletesThere) {
-  std::vector<uint8_t> src(3 * mtu + 17), region(4 * mtu, 0), note(8);
+  auto& src = buffer(3 * mtu + 17);
+  auto& region = buffer(4 * mtu, 0);
+  auto& note = buffer(8);
   for (size_t i = 0; i < src.size(); ++i) src[i] = static_cast<uint8_t>(i * 5 + 1);
   shoal_mr* smr = reg(a, src);
   shoal_mr* rmr = reg(b, region, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE);
@@ -448,7 +466,8 @@ TEST_F(Api, RdmaWriteLandsInTheRemoteRegionAndWithImmCompletesThere) {
 }
 
 TEST_F(Api, RdmaWriteWithABadRkeyLeavesTargetMemoryUntouched) {
-  std::vector<uint8_t> src(500, 7), region(1000, 0x33);
+  auto& src = buffer(500, 7);
+  auto& region = buffer(1000, 0x33);
   shoal_mr* smr = reg(a, src);
   shoal_mr* rmr = reg(b, region, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE);
   shoal_sge sge{reinterpret_cast<uint64_t>(src.data()), 500, smr->lkey};
@@ -470,7 +489,7 @@ TEST_F(Api, RdmaWriteWithABadRkeyLeavesTargetMemoryUntouched) {
 }
 
 TEST_F(Api, SendWithNoReceivePostedRetriesThenFailsWithRnrRetryExceeded) {
-  std::vector<uint8_t> src(100, 1);
+  auto& src = buffer(100, 1);
   shoal_mr* smr = reg(a, src);
   ASSERT_EQ(post_send(a, a.qp, ah_to(a, b, b.qp), smr, src.data(), 100, 1), 0);
   auto sc = wait(a, 1, 30);
@@ -482,7 +501,7 @@ TEST_F(Api, SendToADestroyedQpFailsWithRemInvReqErr) {
   shoal_qp* gone = make_qp(b, SHOAL_QPT_RUD);
   shoal_ah* ah = ah_to(a, b, gone);
   ASSERT_EQ(shoal_destroy_qp(gone), 0);
-  std::vector<uint8_t> src(100, 1);
+  auto& src = buffer(100, 1);
   shoal_mr* smr = reg(a, src);
   ASSERT_EQ(post_send(a, a.qp, ah, smr, src.data(), 100, 1), 0);
   auto sc = wait(a, 1, 30);
@@ -491,7 +510,9 @@ TEST_F(Api, SendToADestroyedQpFailsWithRemInvReqErr) {
 }
 
 TEST_F(Api, RdmaReadBringsRemoteBytesAndPastTheMrEndFails) {
-  std::vector<uint8_t> region(2 * mtu + 300), sink(mtu + 700, 0), bad_sink(64, 0);
+  auto& region = buffer(2 * mtu + 300);
+  auto& sink = buffer(mtu + 700, 0);
+  auto& bad_sink = buffer(64, 0);
   for (size_t i = 0; i < region.size(); ++i) region[i] = static_cast<uint8_t>(i * 11 + 3);
   shoal_mr* rmr = reg(b, region, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_READ);
   shoal_mr* smr = reg(a, sink);
@@ -525,7 +546,7 @@ TEST_F(Api, RdmaReadBringsRemoteBytesAndPastTheMrEndFails) {
   EXPECT_EQ(sc[0].status, SHOAL_WC_REM_ACCESS_ERR);
   for (uint8_t v : bad_sink) ASSERT_EQ(v, 0);
   // The READ's own SGE must be writable locally.
-  std::vector<uint8_t> ro(64);
+  auto& ro = buffer(64);
   shoal_mr* romr = reg(a, ro, SHOAL_ACCESS_REMOTE_READ);
   shoal_sge rosge{reinterpret_cast<uint64_t>(ro.data()), 64, romr->lkey};
   wr.wr_id = 3;
@@ -537,7 +558,7 @@ TEST_F(Api, RdmaReadBringsRemoteBytesAndPastTheMrEndFails) {
 }
 
 TEST_F(Api, APostListStopsAtTheFirstBadWr) {
-  std::vector<uint8_t> src(64);
+  auto& src = buffer(64);
   shoal_mr* smr = reg(a, src, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_WRITE);
   shoal_ah* ah = ah_to(a, b, b.qp);
   shoal_sge sge{reinterpret_cast<uint64_t>(src.data()), 64, smr->lkey};
@@ -568,7 +589,8 @@ TEST_F(Api, ScatterGatherListsGatherOnSendAndScatterOnReceive) {
   // Three pieces from two MRs, sent as one message across packet bounds,
   // land in four receive pieces of other sizes.
   const uint32_t n1 = mtu - 5, n2 = 7, n3 = mtu + 300;
-  std::vector<uint8_t> one(n1 + n3), two(n2);
+  auto& one = buffer(n1 + n3);
+  auto& two = buffer(n2);
   for (size_t i = 0; i < one.size(); ++i) one[i] = static_cast<uint8_t>(i * 13 + 1);
   for (size_t i = 0; i < two.size(); ++i) two[i] = static_cast<uint8_t>(200 + i);
   shoal_mr* m1 = reg(a, one);
@@ -578,7 +600,7 @@ TEST_F(Api, ScatterGatherListsGatherOnSendAndScatterOnReceive) {
   expect.insert(expect.end(), two.begin(), two.end());
   expect.insert(expect.end(), one.begin() + n1, one.end());
   const uint32_t total = static_cast<uint32_t>(expect.size());
-  std::vector<uint8_t> sink(total + 64, 0xEE);
+  auto& sink = buffer(total + 64, 0xEE);
   shoal_mr* rm = reg(b, sink);
   // Receive pieces: 100, mtu, 1, the rest (+ 16 spare), with gaps between.
   const uint32_t r1 = 100, r2 = mtu, r3 = 1, r4 = total - r1 - r2 - r3 + 16;
@@ -631,10 +653,11 @@ TEST_F(Api, ScatterGatherListsGatherOnSendAndScatterOnReceive) {
 }
 
 TEST_F(Api, ScatterGatherReadAndWriteAndABadSecondSge) {
-  std::vector<uint8_t> region(3 * mtu, 0);
+  auto& region = buffer(3 * mtu, 0);
   for (size_t i = 0; i < region.size(); ++i) region[i] = static_cast<uint8_t>(i * 5 + 9);
   shoal_mr* rmr = reg(b, region, SHOAL_ACCESS_LOCAL_WRITE | SHOAL_ACCESS_REMOTE_READ | SHOAL_ACCESS_REMOTE_WRITE);
-  std::vector<uint8_t> x(mtu + 3, 0), y(mtu, 0);
+  auto& x = buffer(mtu + 3, 0);
+  auto& y = buffer(mtu, 0);
   shoal_mr* xm = reg(a, x);
   shoal_mr* ym = reg(a, y);
   shoal_qp* aq = make_qp(a, SHOAL_QPT_RUD, 4, 1);
@@ -700,7 +723,7 @@ TEST_F(Api, InlineSendsCopyAtPostUpToTheQpsLimit) {
   qa.cap.max_inline_data = 32;
   ASSERT_EQ(shoal_create_qp(a.pd, &qa, &qp), 0) << shoal_last_error();
   extra_qps[0].push_back(qp);
-  std::vector<uint8_t> sink(64, 0);
+  auto& sink = buffer(64, 0);
   shoal_mr* rmr = reg(b, sink);
   ASSERT_EQ(post_recv(b, b.qp, rmr, sink.data(), 64, 5), 0);
   // Not registered at all: inline bytes need no lkey.
@@ -722,7 +745,7 @@ TEST_F(Api, InlineSendsCopyAtPostUpToTheQpsLimit) {
   EXPECT_EQ(std::string(reinterpret_cast<char*>(sink.data()), 21), "inline:copied at post");
   EXPECT_EQ(wait(a, 1).size(), 1u);
   // Above the QP's limit: EINVAL at post, nothing sent.
-  std::vector<uint8_t> big(33, 1);
+  auto& big = buffer(33, 1);
   shoal_sge bs{reinterpret_cast<uint64_t>(big.data()), 33, 0};
   wr.sg_list = &bs;
   wr.num_sge = 1;
@@ -731,7 +754,8 @@ TEST_F(Api, InlineSendsCopyAtPostUpToTheQpsLimit) {
 }
 
 TEST_F(Api, SendLongerThanTheReceiveBufferFailsOnBothSides) {
-  std::vector<uint8_t> src(mtu + 10, 3), small(100, 0xEE);
+  auto& src = buffer(mtu + 10, 3);
+  auto& small = buffer(100, 0xEE);
   shoal_mr* smr = reg(a, src);
   shoal_mr* rmr = reg(b, small);
   ASSERT_EQ(post_recv(b, b.qp, rmr, small.data(), 50, 1), 0);
@@ -751,7 +775,8 @@ TEST_F(Api, SendLongerThanTheReceiveBufferFailsOnBothSides) {
 TEST_F(Api, OneGibibyteSendAndWriteArriveIntact) {
   if (!std::getenv("SHOAL_CONFORMANCE_HUGE")) GTEST_SKIP() << "set SHOAL_CONFORMANCE_HUGE=1 (slow suite)";
   const size_t n = size_t{1} << 30;
-  std::vector<uint8_t> src(n), dst(n + 64, 0xEE);
+  auto& src = buffer(n);
+  auto& dst = buffer(n + 64, 0xEE);
   for (size_t i = 0; i < n; i += 4096) src[i] = static_cast<uint8_t>(i >> 12);
   src[n - 1] = 0x5A;
   shoal_mr* smr = reg(a, src);
