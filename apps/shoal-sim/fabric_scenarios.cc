@@ -183,17 +183,22 @@ std::string parse_common(FlagReader& r, const std::string& scenario, uint64_t de
 }
 
 // Puts the congestion control and path selection the flags name into a
-// host's transport config. Today's transport has a fixed window (PdsConfig::
-// cwnd_packets) and one entropy per PDC, which is what `fixed` and `ecmp`
-// are; the other algorithms live in lib/cc and lib/lb and are not wired into
-// the PDC yet, so asking for them is refused rather than silently ignored.
-std::string configure_cc_lb(const FabricOpts& o, uint32_t window_pkts, ses::TransportConfig* c) {
-  if (o.cc != "fixed")
-    return absl::StrFormat("--cc %s: the transport does not run lib/cc yet (only fixed)", o.cc);
-  if (o.lb != "ecmp")
-    return absl::StrFormat("--lb %s: the transport does not run lib/lb yet (only ecmp)", o.lb);
-  c->pds.cwnd_packets = window_pkts;
-  return "";
+// host's transport config: the lib/cc and lib/lb names, the link rate and
+// the unloaded RTT of the longest path (what Swift's target, DCQCN's line
+// rate and EQDS's initial window are sized from), and for `fixed` the
+// window (one BDP unless --window-pkts says otherwise). Names are checked
+// by Transport::validate, which the caller runs once before building hosts.
+void configure_cc_lb(const FabricOpts& o, uint32_t window_pkts, Duration base_rtt, uint32_t hops,
+                     ses::TransportConfig* c) {
+  c->pds.cc = o.cc;
+  c->pds.lb = o.lb;
+  cc::CcParams& p = c->pds.cc_params;
+  p.link_rate = o.fabric.link.rate_gbps * 1e9 / 8;
+  p.mtu = o.mtu;
+  p.base_rtt = base_rtt;
+  p.hops = hops;
+  p.fixed.window_bytes = uint64_t{window_pkts} * (o.mtu + 12 + 44 + 4);
+  c->pds.lb_params.seed = o.fabric.seed;
 }
 
 // ---- helpers ------------------------------------------------------------------------
@@ -251,8 +256,8 @@ struct Bench {
 // Builds the fabric. Returns "" or an error (a bad flag combination).
 std::string build(Bench& b, const HostNeeds& needs, uint32_t max_recv_msgs) {
   const FabricOpts& o = b.o;
-  // The base RTT of the longest path, for the window (and, once lib/cc is
-  // wired in, the CC parameters): a throwaway fabric of the same shape with
+  // The base RTT of the longest path, for the window and the CC parameters:
+  // a throwaway fabric of the same shape with
   // minimal hosts answers it exactly, as the real one would.
   auto tiny = [](uint32_t) {
     ses::TransportConfig c;
@@ -262,12 +267,14 @@ std::string build(Bench& b, const HostNeeds& needs, uint32_t max_recv_msgs) {
     c.pool.max_pdcs = 2;
     return c;
   };
+  uint32_t max_hops = 0;
   {
     FabricSim dry(o.fabric, tiny);
     uint32_t far = 0;
     for (uint32_t h = 1; h < dry.hosts(); ++h)
       if (dry.hops(0, h) > dry.hops(0, far)) far = h;
     b.base_rtt = dry.unloaded_rtt(o.mtu + 12 + 44 + 4, 36, 0, far);
+    max_hops = dry.hops(0, far);
   }
   const double bdp_bytes = o.fabric.link.rate_gbps * 1e9 / 8 * b.base_rtt.sec();
   b.window_pkts = o.window_pkts ? o.window_pkts
@@ -284,14 +291,13 @@ std::string build(Bench& b, const HostNeeds& needs, uint32_t max_recv_msgs) {
     // The PSN window must hold the flight; keep the default unless the fixed
     // window asks for more.
     while (c.pds.window_packets < b.window_pkts * 2 && c.pds.window_packets < 32768) c.pds.window_packets *= 2;
-    const std::string e = configure_cc_lb(o, b.window_pkts, &c);
-    if (!e.empty() && err.empty()) err = e;
+    configure_cc_lb(o, b.window_pkts, b.base_rtt, max_hops, &c);
     return c;
   };
-  // Refuse before building a thousand hosts.
-  ses::TransportConfig probe;
-  err = configure_cc_lb(o, b.window_pkts, &probe);
-  if (!err.empty()) return err;
+  // Refuse bad names or knobs before building a thousand hosts.
+  if (absl::Status st = ses::Transport::validate(config_of(0)); !st.ok()) {
+    return absl::StrFormat("--cc %s / --lb %s: %s", o.cc, o.lb, st.message());
+  }
   b.sim = std::make_unique<FabricSim>(o.fabric, config_of);
   if (!err.empty()) return err;
   FabricSim& sim = *b.sim;

@@ -63,6 +63,11 @@ class NullUpper : public pds::PdsUpper {
     h.req_len = 64;
     return wire::encode_ses_request(h, out) + 64;
   }
+  uint32_t peek_unit_bytes(pds::Pdc&) override { return static_cast<uint32_t>(wire::kSesRequestSize + 64); }
+  uint64_t backlog_bytes(pds::Pdc&, uint32_t* units) override {
+    *units = 0;
+    return 0;
+  }
   void on_unit_acked(pds::Pdc&, uint64_t) override { ++acked; }
   void on_unit_failed(pds::Pdc&, uint64_t, pds::UnitFailure, uint8_t) override {}
   pds::RequestVerdict on_request(pds::Pdc&, const wire::Packet&, TimePoint, uint8_t*) override {
@@ -84,6 +89,8 @@ void BM_PdcOnPacketRequest(benchmark::State& state) {
   params.accepted = true;
   params.remote_id = 1;
   params.remote_start_psn = Psn(1000);
+  pds::PdcShared shared;
+  params.shared = &shared;
   const pds::PdsConfig cfg;
   pds::Pdc target(cfg, &up, params);
   wire::Packet pkt;
@@ -121,6 +128,8 @@ void BM_PdcOnPacketSackAck(benchmark::State& state) {
   params.peer = 2;
   params.local_id = 1;
   params.start_psn = Psn(1);
+  pds::PdcShared shared;
+  params.shared = &shared;
   pds::Pdc sender(cfg, &up, params);
   std::vector<std::vector<uint8_t>> bufs(64, std::vector<uint8_t>(256));
   std::vector<TxPacket> slots(64);

@@ -140,7 +140,7 @@ void quarantine(LbState& s, State& st, uint16_t e, TimePoint now) {
     st.q_level[i] = 0;
   }
   st.q_deadline[i] = to_tick(now) + to_ticks(quarantine_for(p, st, st.q_level[i]));
-  ++s.counters.quarantined;
+  ++s.counters->quarantined;
 }
 
 void adaptive_init(LbState& s, const LbParams& p, uint64_t pdc_seed) {
@@ -152,7 +152,7 @@ void adaptive_init(LbState& s, const LbParams& p, uint64_t pdc_seed) {
 uint16_t adaptive_choose(LbState& s, TimePoint now, Rng& rng) {
   State& st = s.as<State>();
   const LbParams& p = *s.params;
-  ++s.counters.choices;
+  ++s.counters->choices;
 
   if (st.q_count > 0) {
     const uint32_t now_tick = to_tick(now);
@@ -162,13 +162,13 @@ uint16_t adaptive_choose(LbState& s, TimePoint now, Rng& rng) {
       if (!due(p, st.q_deadline[i], now_tick)) continue;
       st.q_probing = static_cast<uint8_t>(st.q_probing | (1u << i));
       st.q_deadline[i] = now_tick + to_ticks(p.probe_interval);
-      ++s.counters.probes;
+      ++s.counters->probes;
       return st.q_entropy[i];
     }
   }
 
   if (st.ring_count > 0) {
-    ++s.counters.recycled;
+    ++s.counters->recycled;
     return ring_pop(st);
   }
 
@@ -176,7 +176,7 @@ uint16_t adaptive_choose(LbState& s, TimePoint now, Rng& rng) {
   // are quarantined; random draws get as many tries. If everything is
   // quarantined (tiny sets) the last candidate goes anyway: a packet on a
   // doubtful path beats no packet.
-  ++s.counters.explored;
+  ++s.counters->explored;
   uint16_t e = st.seq.next(rng);
   for (int tries = 0; tries < st.q_count && q_find(st, e) >= 0; ++tries) e = st.seq.next(rng);
   return e;
@@ -198,14 +198,14 @@ void adaptive_ack(LbState& s, uint16_t e, Duration rtt, bool ecn_ce, TimePoint n
   if (i >= 0) {
     if (!probing(st, i)) return;  // sent before the quarantine; proves nothing now
     q_remove(st, i);
-    ++s.counters.reinstated;
+    ++s.counters->reinstated;
   }
 
   const bool slow =
       rtt_ns > 0 && st.min_rtt_ns > 0 &&
       static_cast<double>(rtt_ns) > p.slow_rtt_factor * static_cast<double>(st.min_rtt_ns);
   if (ecn_ce || slow) {
-    ++s.counters.not_recycled;
+    ++s.counters->not_recycled;
     return;
   }
   ring_push(st, e);
@@ -226,9 +226,9 @@ void adaptive_trim(LbState& s, uint16_t e, TimePoint now) {
   const int i = q_find(st, e);
   if (i >= 0 && probing(st, i)) {
     q_remove(st, i);
-    ++s.counters.reinstated;
+    ++s.counters->reinstated;
   }
-  ++s.counters.not_recycled;
+  ++s.counters->not_recycled;
 }
 
 }  // namespace

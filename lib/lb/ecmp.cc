@@ -17,7 +17,7 @@ void ecmp_init(LbState& s, const LbParams& p, uint64_t pdc_seed) {
 }
 
 uint16_t ecmp_choose(LbState& s, TimePoint, Rng&) {
-  ++s.counters.choices;
+  ++s.counters->choices;
   return s.as<EcmpState>().entropy;
 }
 

@@ -101,7 +101,7 @@ std::vector<std::string> lb_names() {
 }
 
 std::string PathSelector::dump() const {
-  const LbCounters& c = state_.counters;
+  const LbCounters& c = *state_.counters;
   return absl::StrFormat(
       "lb=%s choices=%d explored=%d recycled=%d not_recycled=%d quarantined=%d probes=%d "
       "reinstated=%d",

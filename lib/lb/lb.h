@@ -82,7 +82,9 @@ struct LbParams {
 // Checks what init() assumes. InvalidArgument names the first bad field.
 absl::Status validate_lb_params(const LbParams& params);
 
-// Path health, per PDC; plain counters an exporter reads (rule 8).
+// Path health; plain counters an exporter reads (rule 8). A PDC's selector
+// counts into a block its owner shares among its PDCs (PathSelector::init),
+// so that an idle PDC does not carry 56 bytes of statistics.
 struct LbCounters {
   uint64_t choices = 0;       // choose_entropy calls
   uint64_t explored = 0;      // fresh entropies drawn from the spray sequence
@@ -99,7 +101,7 @@ inline constexpr size_t kLbStateBytes = 112;
 
 struct LbState {
   const LbParams* params = nullptr;  // set by PathSelector::init
-  LbCounters counters;
+  LbCounters* counters = nullptr;    // the owner's, set by PathSelector::init
   alignas(8) std::byte storage[kLbStateBytes];
 
   // The policy's view of `storage`. T must fit and be trivially copyable.
@@ -157,11 +159,13 @@ std::vector<std::string> lb_names();
 // PDC calls one indirect function per packet and per feedback.
 class PathSelector {
  public:
-  // `params` must have passed validate_lb_params and outlive the selector.
-  void init(const LbOps& ops, const LbParams& params, uint64_t pdc_seed) {
+  // `params` must have passed validate_lb_params and outlive the selector;
+  // `counters` (not null) outlives it too and may be shared by selectors of
+  // the same thread.
+  void init(const LbOps& ops, const LbParams& params, uint64_t pdc_seed, LbCounters* counters) {
     ops_ = &ops;
     state_.params = &params;
-    state_.counters = LbCounters{};
+    state_.counters = counters;
     ops.init(state_, params, pdc_seed);
   }
 
@@ -176,7 +180,7 @@ class PathSelector {
   void on_timeout(uint16_t entropy, TimePoint now) { ops_->on_timeout(state_, entropy, now); }
 
   const LbOps* ops() const { return ops_; }
-  const LbCounters& counters() const { return state_.counters; }
+  const LbCounters& counters() const { return *state_.counters; }
   const LbState& state() const { return state_; }
   // One line for a PDC's dump(): policy name and counters.
   std::string dump() const;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <queue>
 #include <set>
 #include <vector>
@@ -16,6 +17,12 @@
 
 namespace shoal::lb {
 namespace {
+
+// A counters block per selector, as each PDC pool has one for its PDCs.
+LbCounters* fresh_counters() {
+  static std::deque<LbCounters> blocks;
+  return &blocks.emplace_back();
+}
 
 TimePoint at_us(double us) { return TimePoint::from_ns(static_cast<int64_t>(us * 1000)); }
 
@@ -74,7 +81,7 @@ TEST(LbRegistryTest, RefusesDuplicateNames) {
   ASSERT_TRUE(r.ok()) << r.status();
   LbParams p;
   PathSelector sel;
-  sel.init(**r, p, 1);
+  sel.init(**r, p, 1, fresh_counters());
   Rng rng(1);
   EXPECT_EQ(sel.choose_entropy(TimePoint::zero(), rng), 4242);
   EXPECT_EQ(find_lb("something_else").status().code(), absl::StatusCode::kNotFound);
@@ -124,8 +131,9 @@ TEST(LbStateTest, SizesStaySmall) {
   EXPECT_EQ(kEcmpOps.state_size, 2u);
   EXPECT_EQ(kSprayOps.state_size, 12u);
   EXPECT_EQ(kAdaptiveOps.state_size, 108u);
-  // What a PDC embeds, whatever N is: params pointer, counters and the slot.
-  EXPECT_LE(sizeof(PathSelector), 184u);
+  // What a PDC embeds, whatever N is: the ops, params and counters pointers
+  // and the policy's slot.
+  EXPECT_LE(sizeof(PathSelector), 136u);
 }
 
 // ---------------------------------------------------------------- ecmp
@@ -133,7 +141,7 @@ TEST(LbStateTest, SizesStaySmall) {
 TEST(EcmpTest, AlwaysTheSameEntropyWhateverTheFeedback) {
   LbParams p;
   PathSelector sel;
-  sel.init(kEcmpOps, p, 77);
+  sel.init(kEcmpOps, p, 77, fresh_counters());
   Rng rng(5);
   const uint16_t e = sel.choose_entropy(at_us(0), rng);
   EXPECT_TRUE(in_set(p, e));
@@ -154,7 +162,7 @@ TEST(EcmpTest, PdcSeedsSpreadOverTheSet) {
   Rng rng(1);
   for (uint64_t seed = 0; seed < kPdcs; ++seed) {
     PathSelector sel;
-    sel.init(kEcmpOps, p, seed);
+    sel.init(kEcmpOps, p, seed, fresh_counters());
     const uint16_t e = sel.choose_entropy(TimePoint::zero(), rng);
     ASSERT_TRUE(in_set(p, e)) << e;
     ++hits[e - p.entropy_base];
@@ -171,8 +179,8 @@ TEST(EcmpTest, PdcSeedsSpreadOverTheSet) {
   int same = 0;
   for (uint64_t seed = 0; seed < 256; ++seed) {
     PathSelector a, b;
-    a.init(kEcmpOps, p, seed);
-    b.init(kEcmpOps, q, seed);
+    a.init(kEcmpOps, p, seed, fresh_counters());
+    b.init(kEcmpOps, q, seed, fresh_counters());
     same += a.choose_entropy(TimePoint::zero(), rng) == b.choose_entropy(TimePoint::zero(), rng);
   }
   EXPECT_LT(same, 16);
@@ -187,7 +195,7 @@ TEST(SprayTest, RoundRobinVisitsAllNInNCalls) {
       p.entropy_base = 20000;
       p.entropy_count = n;
       PathSelector sel;
-      sel.init(kSprayOps, p, pdc);
+      sel.init(kSprayOps, p, pdc, fresh_counters());
       Rng rng(pdc);
       for (int round = 0; round < 3; ++round) {
         std::set<uint16_t> seen;
@@ -208,7 +216,7 @@ TEST(SprayTest, RoundRobinWalksDifferAcrossPdcs) {
   Rng rng(1);
   for (uint64_t pdc = 0; pdc < 64; ++pdc) {
     PathSelector sel;
-    sel.init(kSprayOps, p, pdc);
+    sel.init(kSprayOps, p, pdc, fresh_counters());
     const uint16_t a = sel.choose_entropy(TimePoint::zero(), rng);
     const uint16_t b = sel.choose_entropy(TimePoint::zero(), rng);
     starts.insert({a, b});
@@ -223,7 +231,7 @@ TEST(SprayTest, RandomCoversTheSetUniformly) {
     LbParams p;
     p.spray_mode = SprayMode::kRandom;
     PathSelector sel;
-    sel.init(kSprayOps, p, seed);
+    sel.init(kSprayOps, p, seed, fresh_counters());
     Rng rng(seed);
     constexpr int kPerBucket = 200;
     const int n = p.entropy_count;
@@ -252,8 +260,8 @@ TEST(SprayTest, RandomCoversTheSetUniformly) {
 TEST(SprayTest, IgnoresFeedback) {
   LbParams p;
   PathSelector a, b;
-  a.init(kSprayOps, p, 9);
-  b.init(kSprayOps, p, 9);
+  a.init(kSprayOps, p, 9, fresh_counters());
+  b.init(kSprayOps, p, 9, fresh_counters());
   Rng ra(3), rb(3);
   for (int i = 0; i < 1000; ++i) {
     const uint16_t e = a.choose_entropy(at_us(i), ra);
@@ -273,7 +281,7 @@ class AdaptiveTest : public testing::Test {
     p_ = LbParams{};
     p_.entropy_count = n;
     ASSERT_TRUE(validate_lb_params(p_).ok());
-    sel_.init(kAdaptiveOps, p_, 31);
+    sel_.init(kAdaptiveOps, p_, 31, fresh_counters());
   }
   uint16_t choose(TimePoint now) {
     const uint16_t e = sel_.choose_entropy(now, rng_);
@@ -483,7 +491,7 @@ LinkFailureResult run_link_failure(const char* policy, uint64_t seed) {
   LbParams p;
   p.seed = seed;
   PathSelector sel;
-  sel.init(ops_named(policy), p, seed * 1000003 + 7);
+  sel.init(ops_named(policy), p, seed * 1000003 + 7, fresh_counters());
   Rng policy_rng(seed), net(seed ^ 0x9e3779b97f4a7c15ULL);
 
   int sent = 0, bad = 0;

@@ -16,8 +16,8 @@ void spray_init(LbState& s, const LbParams& p, uint64_t pdc_seed) {
 }
 
 uint16_t spray_choose(LbState& s, TimePoint, Rng& rng) {
-  ++s.counters.choices;
-  ++s.counters.explored;
+  ++s.counters->choices;
+  ++s.counters->explored;
   return s.as<SprayState>().seq.next(rng);
 }
 

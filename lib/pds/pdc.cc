@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "lib/base/bytes.h"
 #include "lib/base/log.h"
+#include "lib/cc/eqds.h"
 
 namespace shoal::pds {
 
@@ -31,10 +33,48 @@ uint64_t pack_ack_cc_state(uint32_t ce_count, Duration hold) {
   return (uint64_t{ce_count} << 32) | h;
 }
 
+// EQDS totals travel as their low 32 bits: the full value is the one nearest
+// `known` (serial-number arithmetic; the two never drift 2^31 apart).
+uint64_t widen32(uint64_t known, uint32_t low) {
+  const int32_t diff = static_cast<int32_t>(low - static_cast<uint32_t>(known));
+  return diff >= 0 ? known + static_cast<uint32_t>(diff) : known - static_cast<uint32_t>(-static_cast<int64_t>(diff));
+}
+
+const lb::LbOps* lb_or_ecmp(const std::string& name) {
+  auto ops = lb::find_lb(name);
+  return ops.ok() ? *ops : *lb::find_lb("ecmp");
+}
+
 }  // namespace
 
+absl::Status validate(const PdsConfig& config) {
+  if (cc::find_cc(config.cc) == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown congestion control '", config.cc, "'"));
+  }
+  if (absl::Status st = cc::validate(config.cc_params); !st.ok()) return st;
+  if (auto lb = lb::find_lb(config.lb); !lb.ok()) return lb.status();
+  return lb::validate_lb_params(config.lb_params);
+}
+
 Pdc::Pdc(const PdsConfig& config, PdsUpper* upper, const PdcParams& params)
-    : config_(config), upper_(upper), params_(params) {
+    : config_(config),
+      upper_(upper),
+      shared_(params.shared),
+      peer_(params.peer),
+      local_id_(params.local_id),
+      entropy_(params.entropy),
+      mode_(params.mode) {
+  // The owner validated the names (validate()); an unknown one here is a
+  // bug, answered with the defaults rather than a crash on the data path.
+  cc_ops_ = cc::find_cc(config.cc);
+  if (cc_ops_ == nullptr) {
+    SHOAL_LOG(kPds, kError, "pdc %u: unknown congestion control '%s', using fixed", local_id_, config.cc.c_str());
+    cc_ops_ = cc::find_cc("fixed");
+  }
+  cc_ops_->init(cc_, config.cc_params, params.now);
+  lb_.init(*lb_or_ecmp(config.lb), config.lb_params, (params.peer << 16) ^ params.local_id ^ params.entropy,
+           &shared_->lb_counters);
+  start_psn_ = params.start_psn;
   next_psn_ = params.start_psn;
   una_ = params.start_psn;
   rto_ = config_.initial_rto;
@@ -51,6 +91,7 @@ Pdc::Pdc(const PdsConfig& config, PdsUpper* upper, const PdcParams& params)
 size_t Pdc::memory_bytes() const {
   size_t bytes = sizeof(*this) + rx_bitmap_.memory_bytes();
   if (slots_) bytes += sizeof(TxSlot) * slot_cap_;
+  if (nacks_) bytes += sizeof(PendingNack) * kMaxPendingNacks;
   return bytes;
 }
 
@@ -106,6 +147,7 @@ void Pdc::shrink() {
   if (receiver_started_ && rx_highest_ == cack_ && rx_bitmap_.capacity() > kInitialRxBits) {
     rx_bitmap_.reset(kInitialRxBits);  // no hole: no bit is set
   }
+  if (nacks_ && nack_count_ == 0) nacks_.reset();
 }
 
 // ============================================================================
@@ -132,13 +174,16 @@ void Pdc::on_packet(const wire::Packet& pkt, const RxMeta& meta, TimePoint now) 
     case wire::PdsType::kAckCc:
     case wire::PdsType::kAckCcx:
       on_ack(pkt.ack, now);
+      note_pacing(now);  // the ACK may have opened the window to a paced sender
       break;
     case wire::PdsType::kNack:
     case wire::PdsType::kNackCcx:
       on_nack(pkt.nack, now);
+      note_pacing(now);
       break;
     case wire::PdsType::kCtrl:
       on_ctrl(pkt, now);
+      note_pacing(now);
       break;
     default:
       ++counters_.bad_packets;
@@ -149,12 +194,20 @@ void Pdc::on_packet(const wire::Packet& pkt, const RxMeta& meta, TimePoint now) 
 bool Pdc::wants_transmit(TimePoint now) const {
   if (state_ == PdcState::kClosed && ack_due_ <= now) return true;
   if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return false;
-  if (nack_count_ || close_ack_pending_ || close_req_pending_) return true;
+  if (nack_count_ || close_ack_pending_ || close_req_pending_ || credit_req_due_) return true;
   if (ack_due_ <= now) return true;
-  if (tlp_pending_) return true;
-  if (!retx_.empty() && slots_[retx_.front()].not_before_ns <= now.ns()) return true;
   if (close_requested_ && !close_sent_ && outstanding() == 0) return true;
-  return upper_ready_ && !close_requested_ && window_open();
+  // Data: pacing first (next_deadline() wakes the owner when it is over),
+  // then the window and credit.
+  if (paced(now) || credit_blocked_) return false;
+  if (tlp_pending_) return true;
+  if (!retx_.empty()) {
+    const TxSlot& s = slots_[retx_.front()];
+    if (s.not_before_ns <= now.ns() && cc::cc_window_allows(cc_, inflight_bytes_, s.len)) return true;
+  }
+  // New data: some room in the window (poll_transmit checks the exact size).
+  return upper_ready_ && !close_requested_ && window_open() &&
+         cc::cc_window_allows(cc_, uint64_t{inflight_bytes_} + retx_bytes_, 1);
 }
 
 uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
@@ -166,8 +219,7 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
   while (nack_count_ && !batch.full() && emit_nack(batch)) {
   }
   if (ack_due_ <= now && !batch.full()) emit_ack(now, batch);
-  if (close_req_pending_ && !batch.full() &&
-      emit_ctrl(wire::CtrlType::kCloseReq, Psn(0), now, batch)) {
+  if (close_req_pending_ && !batch.full() && emit_ctrl(wire::CtrlType::kCloseReq, Psn(0), 0, batch)) {
     close_req_pending_ = false;
   }
 
@@ -176,9 +228,9 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
     while (!retx_.empty() && !batch.full()) {
       const uint32_t idx = retx_.front();
       if (slots_[idx].not_before_ns > now.ns()) break;  // an RNR wait
-      const Psn psn = una_ + static_cast<int32_t>((idx - slot_of(una_)) & slot_mask_);
+      if (!may_send(now, inflight_bytes_, slots_[idx].len)) break;
       const bool tail = retx_.size() == 1 && !tlp_pending_;
-      if (!emit_request(psn, /*retx=*/true, tail, now, batch)) break;
+      if (!emit_request(psn_of(idx), /*retx=*/true, tail, now, batch)) break;
     }
     if (tlp_pending_ && !batch.full() && !tx_order_.empty()) {
       // Resend the newest in-flight PSN: its SACK reveals a lost tail.
@@ -189,7 +241,10 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
           break;
         }
       }
-      if (emit_request(newest, /*retx=*/true, /*tail=*/true, now, batch)) {
+      // A probe adds nothing to the flight (the PSN is in it already): only
+      // pacing and credit apply.
+      if (may_send(now, 0, slots_[slot_of(newest)].len) &&
+          emit_request(newest, /*retx=*/true, /*tail=*/true, now, batch)) {
         ++counters_.tlp_probes;
         tlp_pending_ = false;
       }
@@ -197,7 +252,8 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
       tlp_pending_ = false;
     }
   }
-  while (!batch.full() && upper_ready_ && !close_requested_ && window_open()) {
+  while (!batch.full() && upper_ready_ && !close_requested_ && window_open() &&
+         may_send_new(now, batch.next().capacity)) {
     uint64_t cookie;
     bool last = false;
     if (!upper_->next_unit(*this, &cookie, &last)) {
@@ -214,10 +270,9 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
     s.state = kInFlight;  // set properly by emit_request
     const Psn psn = next_psn_;
     ++next_psn_;
-    // The flight ends here if the upper layer has nothing more or the
-    // window or cwnd closes behind this packet.
-    const bool tail = last || outstanding() >= config_.window_packets ||
-                      in_flight() + retx_.size() + 1 >= config_.cwnd_packets;
+    // The flight ends here if the upper layer has nothing more or the PSN
+    // window closes behind this packet (emit_request adds the CC window).
+    const bool tail = last || outstanding() >= config_.window_packets;
     if (!emit_request(psn, /*retx=*/false, tail, now, batch)) {
       // No room in the buffer: cannot happen with MTU-sized buffers; undo.
       --next_psn_;
@@ -242,6 +297,9 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
       --next_psn_;
     }
   }
+  // After the data: a SYN request that opens the PDC must reach the target first.
+  if (credit_req_due_ && !batch.full()) request_credit(now, batch);
+  note_pacing(now);
   return batch.count() - start;
 }
 
@@ -255,12 +313,25 @@ TimePoint Pdc::next_deadline() const {
     t = min_time(t, tlp_deadline_);
     t = min_time(t, rack_deadline_);
   }
-  return t;
+  if (pace_wait_) t = min_time(t, TimePoint::from_ns(next_send_ns_));
+  if (cc_ops_->next_timer != nullptr) t = min_time(t, cc_ops_->next_timer(cc_, config_.cc_params));
+  return min_time(t, credit_req_retry_);
 }
 
 void Pdc::on_timeout(TimePoint now) {
   if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return;
-  // The ACK timer needs no action here: poll_transmit sends it when due.
+  // The ACK timer needs no action here: poll_transmit sends it when due;
+  // neither does the pacing time (note_pacing below drops the wait).
+  if (cc_ops_->next_timer != nullptr && cc_ops_->next_timer(cc_, config_.cc_params) <= now) {
+    cc_ops_->on_timer(cc_, config_.cc_params, now);
+  }
+  if (credit_req_retry_ <= now) {
+    // Still credit-blocked a retransmission timeout after the last
+    // CREDIT_REQ: it (or the CREDIT answering it) may have been lost.
+    credit_req_retry_ = TimePoint::max();
+    credit_req_due_ = true;
+  }
+  note_pacing(now);
   if (tx_order_.empty()) return;
   if (rack_deadline_ <= now) {
     rack_deadline_ = TimePoint::max();
@@ -280,6 +351,13 @@ void Pdc::on_timeout(TimePoint now) {
   }
 }
 
+void Pdc::note_pacing_slow(TimePoint now) {
+  // Wake the owner at the pacing time only if data is waiting for it;
+  // otherwise next_deadline() would keep naming a time already past.
+  pace_wait_ = cc_.pacing_rate != 0 && next_send_ns_ > now.ns() &&
+               (upper_ready_ || !retx_.empty() || tlp_pending_);
+}
+
 void Pdc::close() {
   if (state_ != PdcState::kOpen) return;
   close_requested_ = true;
@@ -296,6 +374,7 @@ void Pdc::abort() {
       s.state = kFree;
     }
   }
+  inflight_bytes_ = retx_bytes_ = 0;
   state_ = PdcState::kClosed;
 }
 
@@ -308,8 +387,32 @@ bool Pdc::window_open() const {
   const uint32_t span = outstanding();
   if (span >= config_.window_packets) return false;
   // Before the first ACK the SYN's 12-bit psn_offset bounds how far we run.
-  if (!remote_known_ && static_cast<uint32_t>(next_psn_ - params_.start_psn) >= 4096) return false;
-  return in_flight() + retx_.size() < config_.cwnd_packets;
+  return remote_known_ || static_cast<uint32_t>(next_psn_ - start_psn_) < 4096;
+}
+
+bool Pdc::may_send(TimePoint now, uint64_t in_flight, uint32_t bytes) {
+  if (paced(now)) {
+    ++counters_.pacing_waits;
+    return false;
+  }
+  if (cc::cc_window_allows(cc_, in_flight, bytes)) return true;
+  if (cc_.credit_limited && cc_.credit_bytes < static_cast<int64_t>(bytes) && !credit_blocked_) {
+    // Out of credit with work to send: say so to the receiver (CREDIT_REQ).
+    credit_blocked_ = true;
+    credit_req_due_ = true;
+    ++counters_.credit_blocked;
+  }
+  return false;
+}
+
+bool Pdc::may_send_new_slow(TimePoint now, uint32_t cap) {
+  const uint64_t charged = uint64_t{inflight_bytes_} + retx_bytes_;
+  // Far from the window and not credit-limited: whatever the next unit is,
+  // it fits (a datagram never exceeds its buffer), so no need to ask its size.
+  if (!cc_.credit_limited && !paced(now) && (charged == 0 || charged + cap <= cc_.cwnd_bytes)) return true;
+  const uint32_t body = upper_->peek_unit_bytes(*this);
+  if (body == 0) return !paced(now);  // nothing queued: next_unit() says so
+  return may_send(now, charged, request_header_size() + body + static_cast<uint32_t>(wire::kTrailerSize));
 }
 
 TimePoint Pdc::rto_deadline() const {
@@ -318,14 +421,22 @@ TimePoint Pdc::rto_deadline() const {
   return TimePoint::from_ns(head.last_send_ns) + rto_;
 }
 
-size_t Pdc::encode_request_header(Psn psn, bool retx, wire::NextHdr next_hdr, uint8_t* out) const {
+size_t Pdc::encode_request_header(Psn psn, bool retx, wire::NextHdr next_hdr, uint32_t charged,
+                                  uint8_t* out) const {
   wire::RequestHeader h;
-  h.prologue.type =
-      params_.mode == DeliveryMode::kRod ? wire::PdsType::kRodReq : wire::PdsType::kRudReq;
+  const bool rod = mode_ == DeliveryMode::kRod;
+  if (cc_.credit_limited) {
+    // EQDS: the CC request types carry what this packet was charged, so a
+    // receiver that gets it trimmed re-grants exactly that.
+    h.prologue.type = rod ? wire::PdsType::kRodCcReq : wire::PdsType::kRudCcReq;
+    h.req_cc_state = charged;
+  } else {
+    h.prologue.type = rod ? wire::PdsType::kRodReq : wire::PdsType::kRudReq;
+  }
   h.prologue.next_hdr = static_cast<uint8_t>(next_hdr);
   h.prologue.flags = retx ? wire::kReqFlagRetx : 0;
   h.psn = psn.value();
-  h.spdcid = params_.local_id;
+  h.spdcid = local_id_;
   // clear_psn_offset: PSNs below una are acknowledged; the receiver may forget them.
   const int32_t clear = una_ - psn;
   h.clear_psn_offset = static_cast<int16_t>(std::max<int32_t>(clear, -32768));
@@ -333,62 +444,80 @@ size_t Pdc::encode_request_header(Psn psn, bool retx, wire::NextHdr next_hdr, ui
     h.dpdcid = remote_id_;
   } else {
     h.prologue.flags |= wire::kReqFlagSyn;
-    h.dpdcid = wire::syn_dpdcid(0, static_cast<uint16_t>(psn - params_.start_psn));
+    h.dpdcid = wire::syn_dpdcid(0, static_cast<uint16_t>(psn - start_psn_));
   }
-  return wire::encode_request(h, std::span<uint8_t>(out, wire::kRequestSize));
+  return wire::encode_request(h, std::span<uint8_t>(out, request_header_size()));
 }
 
 bool Pdc::emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& batch) {
   const uint32_t idx = slot_of(psn);
   TxSlot& s = slots_[idx];
   TxPacket& tx = batch.next();
-  if (tx.capacity < wire::kRequestSize + wire::kTrailerSize + 64) return false;
+  const uint32_t hdr = request_header_size();
+  if (tx.capacity < hdr + wire::kTrailerSize + 64) return false;
   size_t len;
   if (s.is_close) {
     wire::CtrlHeader c;
     c.prologue.type = wire::PdsType::kCtrl;
     c.prologue.next_hdr = static_cast<uint8_t>(wire::CtrlType::kClose);
     c.prologue.flags = (retx ? wire::kCtrlFlagRetx : 0) |
-                       (params_.mode == DeliveryMode::kRod ? wire::kCtrlFlagIsRod : 0) |
+                       (mode_ == DeliveryMode::kRod ? wire::kCtrlFlagIsRod : 0) |
                        wire::kCtrlFlagAckReq;
     c.psn = psn.value();
-    c.spdcid = params_.local_id;
+    c.spdcid = local_id_;
     c.dpdcid = remote_id_;
     len = wire::encode_ctrl(c, std::span<uint8_t>(tx.data, tx.capacity));
   } else {
     // The SES part first: it says which SES header follows the PDS one.
     wire::NextHdr next_hdr = wire::NextHdr::kReqStd;
     const size_t body = upper_->write_unit(
-        *this, s.cookie,
-        std::span<uint8_t>(tx.data + wire::kRequestSize, tx.capacity - wire::kRequestSize - wire::kTrailerSize),
-        &next_hdr);
-    len = encode_request_header(psn, retx, next_hdr, tx.data);
+        *this, s.cookie, std::span<uint8_t>(tx.data + hdr, tx.capacity - hdr - wire::kTrailerSize), &next_hdr);
     if (body == 0) {
       // The buffer cannot hold this unit (a driver whose buffers are smaller
       // than its MTU promised): send nothing rather than a headless packet.
       ++counters_.tx_no_room;
       return false;
     }
-    len += body;
+    const uint32_t charged = static_cast<uint32_t>(hdr + body + wire::kTrailerSize);
+    len = encode_request_header(psn, retx, next_hdr, charged, tx.data) + body;
+    // New data also ends the flight when another packet like it would not
+    // fit the CC window or credit.
+    if (!retx && !tail) {
+      const uint64_t after = uint64_t{inflight_bytes_} + retx_bytes_ + charged;
+      tail = !cc::cc_window_allows(cc_, after, charged) ||
+             (cc_.credit_limited && cc_.credit_bytes < 2 * static_cast<int64_t>(charged));
+    }
   }
   // Ask for an immediate ACK when this packet ends what we can send now, so
   // the receiver does not sit on it for the coalescing delay.
   if (tail && !s.is_close) tx.data[1] |= wire::kReqFlagAckReq;
   if (!commit_packet(tx, len, /*control=*/false, batch)) return false;
   len = tx.len;
+  // A fresh path per transmission; a loss of the previous one was already
+  // reported against its entropy, so an adaptive policy can steer away.
+  const uint16_t entropy = lb_.choose_entropy(now, shared_->lb_rng);
+  tx.entropy = entropy;
 
-  if (s.state == kLost) retx_.remove(idx);
-  if (s.state == kInFlight && s.links.linked()) tx_order_.remove(idx);
+  if (s.state == kLost || (s.state == kInFlight && s.links.linked())) unlink(idx);
   s.state = kInFlight;
   s.last_send_ns = now.ns();
   s.tx_seq = next_tx_seq_++;
   s.len = static_cast<uint16_t>(len);
+  s.entropy = entropy;
   ++s.transmissions;
   tx_order_.push_back(idx);
-  last_tx_ = now;
+  inflight_bytes_ += s.len;
   ++counters_.tx_requests;
   counters_.tx_request_bytes += len;
   if (retx) ++counters_.retransmits;
+  if (!s.is_close) {
+    cc::cc_on_send(*cc_ops_, cc_, config_.cc_params, static_cast<uint32_t>(len), now);
+    if (cc_.pacing_rate != 0) {
+      next_send_ns_ = std::max(next_send_ns_, now.ns()) +
+                      static_cast<int64_t>(len * uint64_t{1000000000} / cc_.pacing_rate);
+    }
+    if (cc_.credit_limited) credit_blocked_ = false;
+  }
   if (config_.tail_loss_probe && !tlp_used_) {
     const Duration pto = have_rtt_ ? max_dur(srtt_ * 2, config_.min_tlp) : config_.initial_rto / 2;
     tlp_deadline_ = now + pto;
@@ -413,15 +542,28 @@ void Pdc::rtt_sample(Duration rtt) {
   rto_ = std::clamp(rto, config_.min_rto, config_.max_rto);
 }
 
-void Pdc::mark_delivered(Psn psn, TimePoint now, bool* progressed) {
+void Pdc::unlink(uint32_t idx) {
+  TxSlot& s = slots_[idx];
+  if (s.state == kInFlight) {
+    tx_order_.remove(idx);
+    inflight_bytes_ -= s.len;
+  } else if (s.state == kLost) {
+    retx_.remove(idx);
+    retx_bytes_ -= s.len;
+  }
+}
+
+uint32_t Pdc::mark_delivered(Psn psn, TimePoint now, Duration lb_rtt, bool ce, bool* progressed) {
   const uint32_t idx = slot_of(psn);
   TxSlot& s = slots_[idx];
   if (s.state == kInFlight) {
     tx_order_.remove(idx);
+    inflight_bytes_ -= s.len;
   } else if (s.state == kLost) {
     retx_.remove(idx);
+    retx_bytes_ -= s.len;
   } else {
-    return;  // already sacked or free
+    return 0;  // already sacked or free
   }
   const Duration rtt = now - TimePoint::from_ns(s.last_send_ns);
   // Delivered sooner after its retransmission than a round trip takes: the
@@ -432,7 +574,6 @@ void Pdc::mark_delivered(Psn psn, TimePoint now, bool* progressed) {
   if (spurious) {
     ++counters_.spurious_retransmits;
     if (reo_wnd_mult_ < 16) reo_wnd_mult_ *= 2;
-    reo_wnd_recoveries_ = 0;
   }
   s.state = kSacked;
   if (!spurious && s.tx_seq > rack_seq_) {
@@ -440,8 +581,10 @@ void Pdc::mark_delivered(Psn psn, TimePoint now, bool* progressed) {
     rack_rtt_ = rtt;
   }
   *progressed = true;
-  if (s.is_close) return;
+  lb_.on_ack(s.entropy, lb_rtt, ce, now);
+  if (s.is_close) return 0;
   upper_->on_unit_acked(*this, s.cookie);
+  return s.len;
 }
 
 void Pdc::on_ack(const wire::AckHeader& ack, TimePoint now) {
@@ -458,23 +601,33 @@ void Pdc::on_ack(const wire::AckHeader& ack, TimePoint now) {
     remote_id_ = ack.spdcid;
     remote_known_ = true;
   }
-  last_ack_time_ = now;
   bool progressed = false;
+  const uint32_t ce = static_cast<uint32_t>(ack.ack_cc_state >> 32);
+  uint64_t acked_bytes = 0;
+  uint32_t acked_packets = 0;
+  auto count = [&](uint32_t bytes) {
+    acked_bytes += bytes;
+    acked_packets += bytes != 0;
+  };
 
-  // RTT from the PSN that triggered this ACK, if sent once (Karn).
+  // RTT from the PSN that triggered this ACK, if sent once (Karn). That PSN
+  // is reported first, with the sample and the CE echo (the receiver ACKs
+  // at once on CE, so the CE-marked packet is normally the trigger).
+  Duration rtt = Duration::zero();
   if (acked >= una_) {
     const TxSlot& s = slots_[slot_of(acked)];
     if (s.transmissions == 1 && s.state != kSacked && s.state != kFree) {
       const Duration hold = Duration::nanos(static_cast<int64_t>(ack.ack_cc_state & 0xffffffffu));
-      Duration rtt = now - TimePoint::from_ns(s.last_send_ns);
+      rtt = now - TimePoint::from_ns(s.last_send_ns);
       if (hold < rtt) rtt -= hold;
       rtt_sample(rtt);
     }
+    count(mark_delivered(acked, now, rtt, ce != 0, &progressed));
   }
 
   // Cumulative part.
   while (una_ <= cack) {
-    mark_delivered(una_, now, &progressed);
+    count(mark_delivered(una_, now, Duration::zero(), false, &progressed));
     slots_[slot_of(una_)].state = kFree;
     ++una_;
     progressed = true;
@@ -488,11 +641,9 @@ void Pdc::on_ack(const wire::AckHeader& ack, TimePoint now) {
       bits &= bits - 1;
       const Psn p = base + i;
       if (p < una_ || p >= next_psn_) continue;
-      mark_delivered(p, now, &progressed);
+      count(mark_delivered(p, now, Duration::zero(), false, &progressed));
     }
   }
-  // The acked PSN itself is delivered even if outside the bitmap.
-  if (acked >= una_ && acked < next_psn_) mark_delivered(acked, now, &progressed);
   // Skip over a prefix that was sacked earlier.
   while (una_ < next_psn_ && slots_[slot_of(una_)].state == kSacked) {
     slots_[slot_of(una_)].state = kFree;
@@ -502,6 +653,16 @@ void Pdc::on_ack(const wire::AckHeader& ack, TimePoint now) {
   if (close_sent_ && una_ == next_psn_) {
     state_ = PdcState::kClosed;
     return;
+  }
+  if (acked_packets != 0 || ce != 0) {
+    cc::AckSample a;
+    a.now = now;
+    a.acked_bytes = acked_bytes;
+    a.acked_packets = acked_packets;
+    a.ce_packets = ce;
+    a.rtt = rtt;
+    a.bytes_in_flight = inflight_bytes_;
+    cc_ops_->on_ack(cc_, config_.cc_params, a);
   }
   if (progressed) {
     rto_backoff_ = 0;
@@ -520,6 +681,7 @@ void Pdc::detect_losses(TimePoint now) {
   const Duration base = have_rtt_ ? min_rtt_ / 4 : Duration::micros(1);
   const Duration reo_wnd = max_dur(base * reo_wnd_mult_, config_.min_reorder_window);
   rack_deadline_ = TimePoint::max();
+  cc::LossSample loss;
   while (!tx_order_.empty()) {
     const uint32_t idx = tx_order_.front();
     const TxSlot& s = slots_[idx];
@@ -529,18 +691,25 @@ void Pdc::detect_losses(TimePoint now) {
       SHOAL_LOG(kPds, kDebug, "rack lost slot %u tx_seq %u sent %.3f now %.3f rack_seq %u rack_rtt %.3f reo %.3f",
                 idx, s.tx_seq, s.last_send_ns / 1e3, now.us(), rack_seq_, rack_rtt_.us(), reo_wnd.us());
       ++counters_.rack_losses;
+      ++loss.lost_packets;
+      loss.lost_bytes += s.len;
+      lb_.on_loss(s.entropy, now);  // before its retransmission picks a path
       mark_lost(idx);
       continue;
     }
     rack_deadline_ = expires;
     break;
   }
+  if (loss.lost_packets != 0) {
+    loss.now = now;
+    loss.bytes_in_flight = inflight_bytes_;
+    cc_ops_->on_loss(cc_, config_.cc_params, loss);
+  }
 }
 
 void Pdc::resolve_failed(uint32_t idx, UnitFailure why, uint8_t ses_code) {
   TxSlot& s = slots_[idx];
-  if (s.state == kInFlight) tx_order_.remove(idx);
-  else if (s.state == kLost) retx_.remove(idx);
+  unlink(idx);
   s.state = kSacked;  // resolved: una may pass it, the clear PSN tells the target
   if (!s.is_close) upper_->on_unit_failed(*this, s.cookie, why, ses_code);
 }
@@ -548,26 +717,36 @@ void Pdc::resolve_failed(uint32_t idx, UnitFailure why, uint8_t ses_code) {
 void Pdc::mark_lost(uint32_t idx) {
   TxSlot& s = slots_[idx];
   tx_order_.remove(idx);
+  inflight_bytes_ -= s.len;
   s.state = kLost;
   retx_.push_back(idx);
+  retx_bytes_ += s.len;
+  // EQDS: the backlog grew by this packet; the request total may have too.
+  credit_req_due_ |= cc_.credit_limited;
 }
 
 void Pdc::rewind_to(Psn from) {
   // Go-back-N: everything from `from` on goes again, in PSN order.
   ++counters_.gbn_rewinds;
   while (!retx_.empty()) {
-    uint32_t idx = retx_.pop_front();
+    const uint32_t idx = retx_.front();
+    unlink(idx);
     slots_[idx].state = kInFlight;  // re-queued below in PSN order
   }
   for (Psn p = max_psn(from, una_); p < next_psn_; ++p) {
     const uint32_t idx = slot_of(p);
     TxSlot& s = slots_[idx];
     if (s.state == kInFlight) {
-      if (s.links.linked()) tx_order_.remove(idx);
+      if (s.links.linked()) {
+        tx_order_.remove(idx);
+        inflight_bytes_ -= s.len;
+      }
       s.state = kLost;
       retx_.push_back(idx);
+      retx_bytes_ += s.len;
     }
   }
+  credit_req_due_ |= cc_.credit_limited;
 }
 
 void Pdc::on_nack(const wire::NackHeader& nack, TimePoint now) {
@@ -587,7 +766,7 @@ void Pdc::on_nack(const wire::NackHeader& nack, TimePoint now) {
         // Everything before the expected PSN arrived: take it as a cumulative ACK.
         bool progressed = false;
         while (una_ < psn) {
-          mark_delivered(una_, now, &progressed);
+          mark_delivered(una_, now, Duration::zero(), false, &progressed);
           slots_[slot_of(una_)].state = kFree;
           ++una_;
         }
@@ -596,6 +775,17 @@ void Pdc::on_nack(const wire::NackHeader& nack, TimePoint now) {
         if (gbn_rewound_at_ == psn && now - gbn_last_rewind_ < max_dur(srtt_, Duration::micros(1))) return;
         gbn_rewound_at_ = psn;
         gbn_last_rewind_ = now;
+        const TxSlot& hole = slots_[slot_of(psn)];
+        if (hole.state == kInFlight) {
+          // The hole is a loss on its path and to the CC.
+          lb_.on_loss(hole.entropy, now);
+          cc::LossSample loss;
+          loss.now = now;
+          loss.lost_bytes = hole.len;
+          loss.lost_packets = 1;
+          loss.bytes_in_flight = inflight_bytes_ - hole.len;
+          cc_ops_->on_loss(cc_, config_.cc_params, loss);
+        }
         rewind_to(psn);
       }
       break;
@@ -614,7 +804,8 @@ void Pdc::on_nack(const wire::NackHeader& nack, TimePoint now) {
     }
     case wire::NackCode::kNoSesMsgAvail: {
       // No receive buffer at the target: resend later, backing off; the
-      // peer answered, so this is no step towards RETRY_EXC.
+      // peer answered, so this is no step towards RETRY_EXC (and no
+      // congestion signal either).
       ++counters_.rnr_nacks_received;
       const uint32_t idx = slot_of(psn);
       TxSlot& s = slots_[idx];
@@ -634,9 +825,19 @@ void Pdc::on_nack(const wire::NackHeader& nack, TimePoint now) {
     }
     case wire::NackCode::kTrimmed:
     case wire::NackCode::kTrimmedLastHop: {
-      // The payload was cut in the network: resend this PSN now.
+      // The payload was cut in the network: congestion on that path, not a
+      // loss to the CC (on_trim only). Resend this PSN now.
       const uint32_t idx = slot_of(psn);
-      if (slots_[idx].state == kInFlight) mark_lost(idx);
+      TxSlot& s = slots_[idx];
+      if (s.state == kInFlight) {
+        lb_.on_trim(s.entropy, now);
+        cc::TrimSample t;
+        t.now = now;
+        t.trimmed_bytes = s.len;
+        t.trimmed_packets = 1;
+        cc::cc_on_trim(*cc_ops_, cc_, config_.cc_params, t);
+        mark_lost(idx);
+      }
       break;
     }
     default:
@@ -658,14 +859,25 @@ void Pdc::on_rto(TimePoint now) {
     return;
   }
   if (config_.retx == RetxMode::kGoBackN) {
+    lb_.on_timeout(head.entropy, now);
     rewind_to(una_);
   } else {
     // Everything in flight is presumed lost (RACK-TLP, RFC 8985 6.3). Only
     // the packets an RTO old would be too few: with the RTO doubled, the
     // ones sent a little later would each wait for a fire of their own, and
     // a dead path would take hundreds of fires instead of max_transmissions.
-    while (!tx_order_.empty()) mark_lost(tx_order_.front());
+    // Path selection hears only of the packets that did time out: the
+    // younger ones are resent without blaming their entropy.
+    while (!tx_order_.empty()) {
+      const uint32_t idx = tx_order_.front();
+      if (TimePoint::from_ns(slots_[idx].last_send_ns) + rto_ <= now) lb_.on_timeout(slots_[idx].entropy, now);
+      mark_lost(idx);
+    }
   }
+  cc::TimeoutSample t;
+  t.now = now;
+  t.bytes_in_flight = inflight_bytes_;
+  cc_ops_->on_timeout(cc_, config_.cc_params, t);
   ++rto_backoff_;
   rto_ = min_dur(rto_ * 2, config_.max_rto);
   tlp_deadline_ = TimePoint::max();
@@ -673,8 +885,7 @@ void Pdc::on_rto(TimePoint now) {
 
 void Pdc::fail(TimePoint now) {
   SHOAL_LOG(kPds, kWarn, "pdc %u peer %u: retry budget (%u transmissions) exhausted at %.1f us",
-            params_.local_id, static_cast<unsigned>(params_.peer), config_.max_transmissions,
-            now.us());
+            local_id_, static_cast<unsigned>(peer_), config_.max_transmissions, now.us());
   state_ = PdcState::kFailed;
   for (Psn p = una_; p < next_psn_; ++p) {
     TxSlot& s = slots_[slot_of(p)];
@@ -685,6 +896,49 @@ void Pdc::fail(TimePoint now) {
   }
   while (!tx_order_.empty()) tx_order_.pop_front();
   while (!retx_.empty()) retx_.pop_front();
+  inflight_bytes_ = retx_bytes_ = 0;
+}
+
+void Pdc::request_credit(TimePoint now, TxBatch& batch) {
+  credit_req_due_ = false;
+  if (!cc_.credit_limited) return;
+  // Everything still to send: units not handed out (with our headers) and
+  // packets waiting for retransmission. Capped so that the total never runs
+  // 2^31 ahead of what the receiver knows (it travels as 32 bits); the
+  // total grows again as this is granted and sent.
+  uint32_t units = 0;
+  uint64_t backlog = upper_->backlog_bytes(*this, &units);
+  backlog += uint64_t{units} * (request_header_size() + wire::kTrailerSize) + retx_bytes_;
+  backlog = std::min<uint64_t>(backlog, uint64_t{1} << 30);
+  const uint64_t total = cc::eqds_request_total(cc_, backlog);
+  const bool blocked = credit_blocked_ && backlog != 0;
+  if (total > credit_req_sent_ || (blocked && credit_req_retry_.is_max())) {
+    if (!emit_ctrl(wire::CtrlType::kCreditReq, next_psn_, static_cast<uint32_t>(total), batch)) {
+      credit_req_due_ = true;
+      return;
+    }
+    ++counters_.credit_reqs_sent;
+    credit_req_sent_ = std::max(credit_req_sent_, total);
+    // Repeated on the RTO clock while still blocked (see on_timeout).
+    credit_req_retry_ = blocked ? now + rto_ : TimePoint::max();
+  } else if (!blocked) {
+    credit_req_retry_ = TimePoint::max();
+  }
+}
+
+void Pdc::on_credit(const wire::CtrlHeader& c, TimePoint now) {
+  ++counters_.credits_received;
+  if (!cc_.credit_limited) return;
+  const cc::EqdsSenderState& e = cc::cc_priv<cc::EqdsSenderState>(cc_);
+  const uint64_t total = widen32(e.granted_total, c.payload);
+  if (total <= e.granted_total) return;  // reordered or repeated: nothing new
+  cc::CreditSample sample;
+  sample.now = now;
+  sample.credit_bytes = total - e.granted_total;
+  sample.granted_total = total;
+  cc::cc_on_credit(*cc_ops_, cc_, config_.cc_params, sample);
+  credit_blocked_ = false;  // poll_transmit finds out whether it is enough
+  credit_req_retry_ = TimePoint::max();
 }
 
 // ============================================================================
@@ -793,7 +1047,8 @@ void Pdc::queue_nack(wire::NackCode code, Psn psn, uint8_t vendor_code) {
     ++counters_.nacks_dropped;
     return;
   }
-  nacks_[(nack_head_ + nack_count_) % kMaxPendingNacks] = PendingNack{code, psn, vendor_code};
+  if (!nacks_) nacks_.reset(new PendingNack[kMaxPendingNacks]);
+  nacks_[(nack_head_ + nack_count_) % kMaxPendingNacks] = PendingNack{psn.value(), code, vendor_code};
   ++nack_count_;
 }
 
@@ -870,6 +1125,9 @@ void Pdc::on_ctrl(const wire::Packet& pkt, TimePoint now) {
     case wire::CtrlType::kCloseReq:
       close();
       break;
+    case wire::CtrlType::kCredit:
+      on_credit(c, now);
+      break;
     default:
       break;
   }
@@ -879,8 +1137,8 @@ bool Pdc::commit_packet(TxPacket& tx, size_t len, bool control, TxBatch& batch) 
   if (len == 0) return false;
   tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), len));
   if (tx.len == 0) return false;
-  tx.peer = params_.peer;
-  tx.entropy = params_.entropy;
+  tx.peer = peer_;
+  tx.entropy = entropy_;
   // Requests are ECN-capable at the request class; ACK/NACK/CTRL travel at
   // the control class (EF) and are not ECN-capable (they carry the signal).
   tx.dscp = control ? config_.dscp_control : config_.dscp_request;
@@ -897,7 +1155,7 @@ bool Pdc::emit_ack(TimePoint now, TxBatch& batch) {
   a.prologue.flags = ce_since_ack_ ? wire::kAckFlagEcnEcho : 0;
   a.cack_psn = cack_.value();
   a.ack_psn_offset = static_cast<int16_t>(ack_trigger_ - cack_);
-  a.spdcid = params_.local_id;
+  a.spdcid = local_id_;
   a.dpdcid = remote_id_;
   // SACK base: right after cack if the newest arrival fits in 64 bits;
   // otherwise the 64 PSNs ending at the newest arrival (the sender keeps
@@ -930,8 +1188,8 @@ bool Pdc::emit_nack(TxBatch& batch) {
   const PendingNack& next = nacks_[nack_head_];
   h.code = next.code;
   h.vendor_code = next.vendor_code;
-  h.nack_psn = next.psn.value();
-  h.spdcid = params_.local_id;
+  h.nack_psn = next.psn;
+  h.spdcid = local_id_;
   h.dpdcid = remote_id_;
   h.payload = cack_.value();
   const size_t n = wire::encode_nack(h, std::span<uint8_t>(tx.data, tx.capacity));
@@ -942,15 +1200,21 @@ bool Pdc::emit_nack(TxBatch& batch) {
   return true;
 }
 
-bool Pdc::emit_ctrl(wire::CtrlType type, Psn psn, TimePoint now, TxBatch& batch) {
-  (void)now;
+bool Pdc::emit_ctrl(wire::CtrlType type, Psn psn, uint32_t payload, TxBatch& batch) {
   TxPacket& tx = batch.next();
   wire::CtrlHeader c;
   c.prologue.type = wire::PdsType::kCtrl;
   c.prologue.next_hdr = static_cast<uint8_t>(type);
   c.psn = psn.value();
-  c.spdcid = params_.local_id;
+  c.spdcid = local_id_;
   c.dpdcid = remote_id_;
+  c.payload = payload;
+  if (!remote_known_) {
+    // Before the target's first answer (an EQDS CREDIT_REQ right behind the
+    // SYN data): SYN says "find me by my spdcid".
+    c.prologue.flags |= wire::kCtrlFlagSyn;
+    c.dpdcid = 0;
+  }
   const size_t n = wire::encode_ctrl(c, std::span<uint8_t>(tx.data, tx.capacity));
   if (!commit_packet(tx, n, /*control=*/true, batch)) return false;
   ++counters_.ctrl_sent;

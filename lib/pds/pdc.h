@@ -12,7 +12,8 @@
 //   on_packet(pkt, meta, now)    a decoded datagram addressed to this PDC
 //   poll_transmit(now, batch)    fill buffers with whatever is due
 //   next_deadline()              when on_timeout must run next (or max)
-//   on_timeout(now)              fire due timers (ACK delay, RTO, TLP, RACK)
+//   on_timeout(now)              fire due timers (ACK delay, RTO, TLP, RACK,
+//                                pacing, the CC's own timer, EQDS re-request)
 //
 // Loss detection on the sender combines RACK-style reasoning with an RTO:
 // every transmission gets a sequence number; once a packet sent later than
@@ -22,10 +23,35 @@
 // loss probe resends the newest packet so that a lost tail is found by SACK
 // rather than by the RTO.
 //
+// Congestion control and path selection (lib/cc, lib/lb) are chosen by name
+// in PdsConfig and run per PDC: the CcState and the PathSelector live inline.
+// Every data transmission (new, retransmitted, probe) first passes pacing
+// (pacing_rate), then cc_window_allows: the window counts the bytes in
+// flight plus those waiting for retransmission for new data, the bytes in
+// flight only for a retransmission; EQDS credit gates both. Each transmission
+// then goes to cc on_send and takes a fresh entropy from the selector, which
+// the TxSlot keeps so that its ACK (RTT, CE), loss (RACK/SACK), trim (NACK)
+// or timeout (RTO) is reported against that entropy (a loss is reported
+// before its retransmission chooses a new one). ACKs feed cc on_ack once
+// with the newly acknowledged bytes, the RTT sample and the CE count of
+// ack_cc_state[63:32]. Spraying reorders packets; RACK's time-based window
+// (not a packet count) keeps that from looking like loss.
+// EQDS (a credit-limited CC): data goes as RUD/ROD_CC_REQ whose req_cc_state
+// is the datagram's length (what the sender charged, which the receiver
+// re-grants if the packet is trimmed); the PDC sends CTRL CREDIT_REQ with its
+// cumulative request total when that total grows, and again on the RTO clock
+// while it is credit-blocked with a backlog; CTRL CREDIT carries the
+// receiver's cumulative grant (both totals travel as their low 32 bits,
+// serial-number arithmetic, see docs/wire-format.md).
+//
 // Invariants:
 // - Sender: PSNs in [una, next_psn) are tracked; next_psn - una <= window.
 //   Each tracked PSN is in exactly one state: in flight (on tx_order, sorted
-//   by transmission), lost (on retx queue), or sacked.
+//   by transmission), lost (on retx queue), or sacked. inflight_bytes is the
+//   sum of the lengths on tx_order, retx_bytes the sum on the retx queue.
+// - No data packet leaves before the pacing time or beyond what
+//   cc_window_allows permits (a PDC with nothing in flight may always send
+//   one; a TLP probe only checks credit). CTRL CLOSE is never gated.
 // - Receiver: every PSN <= cack was received and passed up exactly once;
 //   bitmap bit (psn mod window) is set iff psn in (cack, cack+window] arrived.
 // - No allocation after the first use of each half; no I/O; no clock reads.
@@ -34,13 +60,19 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
+
+#include "absl/status/status.h"
 
 #include "lib/base/bitmap.h"
 #include "lib/base/index_list.h"
 #include "lib/base/packet.h"
 #include "lib/base/psn.h"
+#include "lib/base/rng.h"
 #include "lib/base/time.h"
+#include "lib/lb/lb.h"
 #include "lib/wire/wire.h"
+#include "include/shoal/cc_sdk.h"
 
 namespace shoal::pds {
 
@@ -49,13 +81,31 @@ enum class RetxMode : uint8_t { kSelective = 0, kGoBackN = 1 };
 const char* to_string(DeliveryMode m);
 const char* to_string(RetxMode m);
 
+// 512 packets of 4096 B payload with their PDS (12), SES (44) and trailer
+// (4) bytes: the in-flight limit of the PDC before lib/cc existed.
+inline constexpr uint64_t kDefaultFixedWindowBytes = 512ull * (4096 + 12 + 44 + 4);
+inline cc::CcParams default_cc_params() {
+  cc::CcParams p;
+  p.fixed.window_bytes = kDefaultFixedWindowBytes;
+  return p;
+}
+
 struct PdsConfig {
   RetxMode retx = RetxMode::kSelective;
   // PSN window: how far the sender may run ahead of its oldest unacked PSN,
   // and the receiver's bitmap size. Power of two, 64..32768.
   uint32_t window_packets = 1024;
-  // Fixed in-flight limit (packets) until lib/cc decides it per PDC.
-  uint32_t cwnd_packets = 512;
+  // Congestion control: a lib/cc registry name ("fixed", "swift", "dcqcn",
+  // "eqds") and the knobs shared by every PDC using it. The default is the
+  // fixed window the PDC had before lib/cc: 512 full packets in flight
+  // (kDefaultFixedWindowBytes). The owner sets cc_params.mtu to its payload MTU.
+  std::string cc = "fixed";
+  cc::CcParams cc_params = default_cc_params();
+  // Path selection: a lib/lb registry name ("ecmp": one entropy per PDC;
+  // "spray"; "adaptive") and its knobs. Requests take an entropy per packet;
+  // ACK/NACK/CTRL keep the PDC's fixed one (PdcParams::entropy).
+  std::string lb = "ecmp";
+  lb::LbParams lb_params;
   // ACK coalescing: an ACK after this many packets or this delay, whichever
   // comes first; immediately on a new gap, a filled gap, a duplicate, CE or AR.
   uint32_t ack_every_packets = 16;
@@ -89,6 +139,10 @@ struct PdsConfig {
   uint8_t dscp_control = 46;
 };
 
+// Checks the names (registered algorithm and policy) and their knobs.
+// Errors: InvalidArgument naming the unknown algorithm/policy or the bad field.
+absl::Status validate(const PdsConfig& config);
+
 // Plain counters; exporters read them. Sender and receiver halves both add.
 struct PdsCounters {
   uint64_t tx_requests = 0;
@@ -121,6 +175,18 @@ struct PdsCounters {
   uint64_t ctrl_sent = 0;
   uint64_t bad_packets = 0;              // addressed here but inconsistent
   uint64_t tx_no_room = 0;               // a unit did not fit the lent buffer
+  uint64_t pacing_waits = 0;             // a data packet waited for the pacing time
+  uint64_t credit_blocked = 0;           // EQDS: sending stopped for lack of credit (episodes)
+  uint64_t credit_reqs_sent = 0;         // EQDS: CTRL CREDIT_REQ
+  uint64_t credits_received = 0;         // EQDS: CTRL CREDIT
+};
+
+// What every PDC of one owner (pool) shares: the generator random spraying
+// draws from and the path-selection counters (summed here rather than kept
+// per PDC, so an idle PDC stays small). Engine thread only.
+struct PdcShared {
+  Rng lb_rng{0x5eed};
+  lb::LbCounters lb_counters;
 };
 
 enum class UnitFailure : uint8_t {
@@ -154,6 +220,13 @@ class PdsUpper {
   // *next_hdr (preset to REQ_STD) names the SES header written: a READ
   // response, say, is RSP_DATA.
   virtual size_t write_unit(Pdc& pdc, uint64_t cookie, std::span<uint8_t> out, wire::NextHdr* next_hdr) = 0;
+  // What write_unit() will return for the unit next_unit() would hand out
+  // now (0 if none). Asked only when the window or credit is close, so that
+  // the check is exact for the packet about to go.
+  virtual uint32_t peek_unit_bytes(Pdc& pdc) = 0;
+  // Units not handed out yet and what write_unit() will return for them in
+  // all (EQDS: the backlog the PDC asks credit for).
+  virtual uint64_t backlog_bytes(Pdc& pdc, uint32_t* units) = 0;
   // The unit was delivered (cumulatively or selectively acknowledged).
   virtual void on_unit_acked(Pdc& pdc, uint64_t cookie) = 0;
   // The unit will never be delivered. `ses_code` is the target's SES return
@@ -175,7 +248,9 @@ struct PdcParams {
   PeerAddr peer = 0;
   uint16_t local_id = 0;
   DeliveryMode mode = DeliveryMode::kRud;
-  uint16_t entropy = 0;   // UDP source port (fixed per PDC until lib/lb)
+  uint16_t entropy = 0;   // UDP source port of ACK/NACK/CTRL; seeds the path selector
+  PdcShared* shared = nullptr;  // required: the owner's, outlives the PDC
+  TimePoint now;                // when it opens (the CC's init time)
   Psn start_psn;          // first PSN this side sends
   // Target side only: the initiator's id and first PSN, from the SYN.
   bool accepted = false;
@@ -200,7 +275,10 @@ class Pdc {
   void on_timeout(TimePoint now);
 
   // The upper layer has new units: ask next_unit() again.
-  void wake() { upper_ready_ = true; }
+  void wake() {
+    upper_ready_ = true;
+    credit_req_due_ |= cc_.credit_limited;  // EQDS: the backlog (and request total) grew
+  }
   // Whether poll_transmit has something to send right now.
   bool wants_transmit(TimePoint now) const;
   // Close once everything outstanding is acknowledged (CTRL CLOSE).
@@ -209,19 +287,19 @@ class Pdc {
   void abort();
   // Gives back window memory that idle halves do not need (the sender ring
   // when nothing is outstanding, the receiver bitmap beyond 64 bits when
-  // there is no hole). The owner calls it on an idle timer, not per packet.
+  // there is no hole, an empty NACK queue). The owner calls it on an idle timer, not per packet.
   void shrink();
 
   // ---- identity and state ----
   PdcState state() const { return state_; }
   // Open and not asked to close: the only state new work may be queued in.
   bool accepting() const { return state_ == PdcState::kOpen && !close_requested_; }
-  PeerAddr peer() const { return params_.peer; }
-  uint16_t local_id() const { return params_.local_id; }
+  PeerAddr peer() const { return peer_; }
+  uint16_t local_id() const { return local_id_; }
   uint16_t remote_id() const { return remote_id_; }
+  uint16_t entropy() const { return entropy_; }  // of its ACK/NACK/CTRL
   bool remote_known() const { return remote_known_; }
-  DeliveryMode mode() const { return params_.mode; }
-  uint64_t user_data = 0;  // owner's tag (e.g. pool slot)
+  DeliveryMode mode() const { return mode_; }
 
   // Sender half.
   uint32_t in_flight() const { return static_cast<uint32_t>(tx_order_.size()); }
@@ -234,6 +312,10 @@ class Pdc {
     return state_ == PdcState::kOpen && outstanding() == 0 && ack_due_.is_max() && nack_count_ == 0 &&
            !close_requested_ && (!receiver_started_ || rx_highest_ == cack_);
   }
+  uint32_t bytes_in_flight() const { return inflight_bytes_; }
+  const cc::CcState& cc_state() const { return cc_; }
+  const cc::CcOps& cc_ops() const { return *cc_ops_; }
+  const lb::PathSelector& path_selector() const { return lb_; }
   Duration srtt() const { return srtt_; }
   Duration rto() const { return rto_; }
   Psn next_psn() const { return next_psn_; }
@@ -256,12 +338,14 @@ class Pdc {
     uint64_t tx_seq;
     int64_t not_before_ns;  // RNR: do not resend before this
     IndexLinks links;
-    uint16_t len;
+    uint16_t len;           // datagram bytes of its last transmission
+    uint16_t entropy;       // the path of its last transmission (lib/lb feedback)
     uint8_t transmissions;
     uint8_t rnr;  // RNR NACKs collected
     SlotState state;
     bool is_close;  // the CTRL CLOSE occupies a PSN like a unit
   };
+  static_assert(sizeof(TxSlot) <= 56, "TxSlot: keep the send ring small");
   struct SlotLinks {
     TxSlot* slots = nullptr;
     IndexLinks& operator()(uint32_t i) const { return slots[i].links; }
@@ -270,22 +354,50 @@ class Pdc {
   // Sender.
   void ensure_sender();
   uint32_t slot_of(Psn p) const { return p.value() & slot_mask_; }
+  Psn psn_of(uint32_t idx) const { return una_ + static_cast<int32_t>((idx - slot_of(una_)) & slot_mask_); }
   void grow_sender();
   void grow_receiver(uint32_t needed);
   bool window_open() const;
-  size_t encode_request_header(Psn psn, bool retx, wire::NextHdr next_hdr, uint8_t* out) const;
+  // Pacing, window and credit for a data packet of `bytes` with `in_flight`
+  // bytes counted against the window. Notes why it waits.
+  bool may_send(TimePoint now, uint64_t in_flight, uint32_t bytes);
+  // The same for the next new unit, peeking at its size only when the
+  // buffer's capacity (`cap`) could cross the window or credit. Inline: the
+  // unpaced, window-limited case is every packet's.
+  bool may_send_new(TimePoint now, uint32_t cap) {
+    if (cc_.pacing_rate == 0 && !cc_.credit_limited &&
+        uint64_t{inflight_bytes_} + retx_bytes_ + cap <= cc_.cwnd_bytes) {
+      return true;
+    }
+    return may_send_new_slow(now, cap);
+  }
+  bool may_send_new_slow(TimePoint now, uint32_t cap);
+  bool paced(TimePoint now) const { return cc_.pacing_rate != 0 && next_send_ns_ > now.ns(); }
+  // Keeps pace_wait_ (a wake-up at next_send_ns_) true only while data waits for it.
+  void note_pacing(TimePoint now) {
+    if (cc_.pacing_rate != 0 || pace_wait_) note_pacing_slow(now);
+  }
+  void note_pacing_slow(TimePoint now);
+  uint32_t request_header_size() const { return cc_.credit_limited ? wire::kCcRequestSize : wire::kRequestSize; }
+  size_t encode_request_header(Psn psn, bool retx, wire::NextHdr next_hdr, uint32_t charged, uint8_t* out) const;
   // `tail`: nothing else will follow right away; the packet carries AR.
   bool emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& batch);
   void on_ack(const wire::AckHeader& ack, TimePoint now);
   void on_nack(const wire::NackHeader& nack, TimePoint now);
-  void mark_delivered(Psn psn, TimePoint now, bool* progressed);
+  // `rtt`: the sample to give lib/lb for this packet (zero: none).
+  // Returns the datagram bytes newly delivered (0: already was, or CLOSE).
+  uint32_t mark_delivered(Psn psn, TimePoint now, Duration rtt, bool ce, bool* progressed);
   void detect_losses(TimePoint now);
   void mark_lost(uint32_t idx);
+  void unlink(uint32_t idx);  // off tx_order or retx, bytes accounted
   void rewind_to(Psn from);  // go-back-N
   void rtt_sample(Duration rtt);
   void on_rto(TimePoint now);
   void fail(TimePoint now);
   TimePoint rto_deadline() const;
+  // EQDS: the request total grew (or must be repeated): send CREDIT_REQ.
+  void request_credit(TimePoint now, TxBatch& batch);
+  void on_credit(const wire::CtrlHeader& c, TimePoint now);
 
   // Receiver.
   void on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now);
@@ -298,17 +410,46 @@ class Pdc {
   bool commit_packet(TxPacket& tx, size_t len, bool control, TxBatch& batch);
   bool emit_ack(TimePoint now, TxBatch& batch);
   bool emit_nack(TxBatch& batch);
-  bool emit_ctrl(wire::CtrlType type, Psn psn, TimePoint now, TxBatch& batch);
+  bool emit_ctrl(wire::CtrlType type, Psn psn, uint32_t payload, TxBatch& batch);
   void schedule_ack(TimePoint now, bool immediate);
+
+  // ---- congestion control and path selection (first: CcState is 64-aligned) ----
+  cc::CcState cc_;
+  lb::PathSelector lb_;
+  const cc::CcOps* cc_ops_;
 
   const PdsConfig& config_;  // the owner's, shared by its PDCs; outlives them
   PdsUpper* upper_;
-  PdcParams params_;
+  PdcShared* shared_;
+  PeerAddr peer_;
+  uint16_t local_id_;
+  uint16_t entropy_;  // ACK/NACK/CTRL
+  DeliveryMode mode_;
   PdcState state_ = PdcState::kOpen;
   uint16_t remote_id_ = 0;
+  // Flags of both halves, together so that they pack.
   bool remote_known_ = false;
+  bool upper_ready_ = true;
+  bool close_requested_ = false;
+  bool close_sent_ = false;
+  bool have_rtt_ = false;
+  uint32_t rto_backoff_ = 0;  // timeouts in a row with no ACK progress (the retry budget)
+  bool tlp_pending_ = false;      // a probe is due in poll_transmit
+  bool tlp_used_ = false;         // one probe per tail episode
+  bool pace_wait_ = false;        // a data packet waits for next_send_ns_
+  bool credit_blocked_ = false;   // EQDS: waiting for credit with work to send
+  bool credit_req_due_ = false;   // EQDS: see whether the request total grew
+  uint8_t reo_wnd_mult_ = 1;
+  bool receiver_started_ = false;
+  bool trigger_is_new_ = false;
+  bool gbn_nacked_ = false;       // one NACK per hole, like RoCE's NAK
+  bool close_ack_pending_ = false;
+  bool close_req_pending_ = false;
+  uint8_t nack_head_ = 0;
+  uint8_t nack_count_ = 0;
 
   // ---- sender half ----
+  Psn start_psn_;
   // Sent-but-unacknowledged PSNs, indexed by psn mod slot_cap_. Starts small
   // on first send and doubles up to window_packets as the flight grows, so
   // an idle or lightly used PDC costs little; shrink() gives it back.
@@ -319,55 +460,51 @@ class Pdc {
   Psn una_;  // lowest PSN not yet cumulatively acknowledged
   IndexList<SlotLinks> tx_order_;  // in flight, oldest transmission first
   IndexList<SlotLinks> retx_;      // declared lost, waiting to go again
-  bool upper_ready_ = true;
-  bool close_requested_ = false;
-  bool close_sent_ = false;
+  uint32_t inflight_bytes_ = 0;    // lengths of the slots on tx_order_
+  uint32_t retx_bytes_ = 0;        // lengths of the slots on retx_
+  int64_t next_send_ns_ = 0;       // pacing: no data packet before this
   uint64_t next_tx_seq_ = 1;
   uint64_t rack_seq_ = 0;         // newest transmission known delivered
   Duration rack_rtt_;             // its RTT
-  int64_t reo_wnd_mult_ = 1;
-  uint32_t reo_wnd_recoveries_ = 0;
   TimePoint rack_deadline_ = TimePoint::max();
   Duration srtt_;
   Duration rttvar_;
   Duration min_rtt_ = Duration::max();
   Duration rto_;
-  bool have_rtt_ = false;
-  uint32_t rto_backoff_ = 0;
-  TimePoint last_tx_;
   TimePoint tlp_deadline_ = TimePoint::max();
-  bool tlp_pending_ = false;      // a probe is due in poll_transmit
-  bool tlp_used_ = false;         // one probe per tail episode
   TimePoint gbn_last_rewind_;
-  Psn gbn_rewound_at_;
-  TimePoint last_ack_time_;
+  // EQDS: the request total last sent (the receiver's view, as far as we
+  // know) and when to repeat it while credit-blocked.
+  TimePoint credit_req_retry_ = TimePoint::max();
+  uint64_t credit_req_sent_ = 0;
 
   // ---- receiver half ----
-  bool receiver_started_ = false;
   RingBitmap rx_bitmap_;
+  TimePoint ack_due_ = TimePoint::max();
+  TimePoint trigger_arrival_;  // when ack_trigger_ arrived
   Psn cack_;         // all PSNs <= cack arrived
   Psn rx_highest_;   // highest PSN arrived
-  uint32_t unacked_ = 0;
-  TimePoint ack_due_ = TimePoint::max();
   Psn ack_trigger_;  // the PSN this ACK reports as acked
+  uint32_t unacked_ = 0;
   uint32_t ce_since_ack_ = 0;
-  TimePoint trigger_arrival_;  // when ack_trigger_ arrived
-  bool trigger_is_new_ = false;
+  Psn gbn_rewound_at_;  // sender (go-back-N), here to pack
   // NACKs waiting to go out: trims come in bursts (incast), so a few queue.
+  // The queue is allocated at the first NACK and given back by shrink():
+  // most PDCs never NACK, and an idle one should not carry it.
   static constexpr uint8_t kMaxPendingNacks = 16;
   struct PendingNack {
+    uint32_t psn;
     wire::NackCode code;
-    Psn psn;
     uint8_t vendor_code;
   };
-  PendingNack nacks_[kMaxPendingNacks];
-  uint8_t nack_head_ = 0;
-  uint8_t nack_count_ = 0;
-  bool gbn_nacked_ = false;     // one NACK per hole, like RoCE's NAK
-  bool close_ack_pending_ = false;
-  bool close_req_pending_ = false;
+  std::unique_ptr<PendingNack[]> nacks_;
 
   PdsCounters counters_;
+
+ public:
+  // Declared here, not with the other accessors, so that cc_ opens the object
+  // (no padding before the 64-aligned CcState).
+  uint64_t user_data = 0;  // owner's tag (e.g. pool slot)
 };
 
 }  // namespace shoal::pds

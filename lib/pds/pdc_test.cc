@@ -67,6 +67,13 @@ class FakeUpper : public PdsUpper {
     for (size_t i = sizeof(cookie); i < payload_size; ++i) p[i] = static_cast<uint8_t>(cookie + i);
     return n + payload_size;
   }
+  uint32_t peek_unit_bytes(Pdc&) override {
+    return queue.empty() ? 0 : static_cast<uint32_t>(wire::kSesRequestSize + payload_size);
+  }
+  uint64_t backlog_bytes(Pdc&, uint32_t* units) override {
+    *units = static_cast<uint32_t>(queue.size());
+    return queue.size() * (wire::kSesRequestSize + payload_size);
+  }
   void on_unit_acked(Pdc&, uint64_t cookie) override { ++acked[cookie]; }
   void on_unit_failed(Pdc&, uint64_t cookie, UnitFailure why, uint8_t) override {
     failed.emplace_back(cookie, why);
@@ -146,11 +153,13 @@ class Pair {
     p.peer = kAddrB;
     p.local_id = kIdA;
     p.entropy = 0x1234;
+    p.shared = &shared;
     p.start_psn = a_start;
     a = std::make_unique<Pdc>(cfg_a, &ua, p);
   }
 
   PdsConfig cfg_a, cfg_b;
+  PdcShared shared;
   FakeUpper ua, ub;
   std::unique_ptr<Pdc> a, b;
   TimePoint now = TimePoint::zero();
@@ -352,6 +361,7 @@ void Pair::deliver(const InFlight& inf) {
       p.peer = kAddrA;
       p.local_id = kIdB;
       p.entropy = 0x4321;
+      p.shared = &shared;
       p.start_psn = b_start_;
       p.accepted = true;
       p.remote_id = pkt.request.spdcid;
@@ -933,7 +943,10 @@ TEST(PdcTest, LastQueuedUnitAsksForAnImmediateAck) {
 TEST(PdcTest, WindowAndCwndBoundOutstanding) {
   PdsConfig cfg = base_config();
   cfg.window_packets = 64;
-  cfg.cwnd_packets = 40;
+  // The fixed CC's window: 40 packets of this test's size (PDS 12 + SES 44 +
+  // 64 B payload + trailer 4).
+  constexpr uint32_t kCwndPackets = 40;
+  cfg.cc_params.fixed.window_bytes = kCwndPackets * (12 + 44 + 64 + 4);
   Pair p(cfg, Psn(0xFFFFFF00u));
   p.a2b_gap = Duration::micros(1);  // slow link to the receiver
   constexpr int kUnits = 600;
@@ -957,7 +970,7 @@ TEST(PdcTest, WindowAndCwndBoundOutstanding) {
       max_span = std::max(max_span, rel - una + 1);
       max_unacked = std::max(max_unacked, unacked.size());
       EXPECT_LE(rel - una + 1, static_cast<int32_t>(cfg.window_packets));
-      EXPECT_LE(unacked.size(), cfg.cwnd_packets);
+      EXPECT_LE(unacked.size(), kCwndPackets);
     }
   };
   // Track ACKs as the sender receives them: wrap the filter of B->A so that
@@ -999,8 +1012,8 @@ TEST(PdcTest, WindowAndCwndBoundOutstanding) {
   expect_each_once(p.ua.acked, 0, kUnits, "acked");
   EXPECT_GT(p.count_retx(), 0u);
   // Both limits were actually reached.
-  EXPECT_EQ(max_unacked, cfg.cwnd_packets);
-  EXPECT_GT(max_span, static_cast<int>(cfg.cwnd_packets));
+  EXPECT_EQ(max_unacked, kCwndPackets);
+  EXPECT_GT(max_span, static_cast<int>(kCwndPackets));
   EXPECT_LE(max_span, static_cast<int>(cfg.window_packets));
 }
 

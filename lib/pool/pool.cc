@@ -8,6 +8,7 @@ PdcPool::PdcPool(const PoolConfig& config, const pds::PdsConfig& pds_config, pds
       pds_config_(pds_config),
       upper_(upper),
       rng_(seed),
+      shared_{Rng(seed ^ 0x1b5eed), lb::LbCounters{}},
       entries_(config.max_pdcs + 1),
       fresh_(EntryLinks{&entries_}),
       shrunk_(EntryLinks{&entries_}),
@@ -19,13 +20,16 @@ PdcPool::PdcPool(const PoolConfig& config, const pds::PdsConfig& pds_config, pds
   by_accepted_key_.reserve(config.max_pdcs);
 }
 
-uint16_t PdcPool::create(const pds::PdcParams& params, uint64_t key, bool initiator) {
+uint16_t PdcPool::create(const pds::PdcParams& params, uint64_t key, bool initiator, TimePoint now) {
   const uint16_t id = free_ids_.back();
   free_ids_.pop_back();
   pds::PdcParams p = params;
   p.local_id = id;
-  // One entropy per PDC until lib/lb sprays: spread PDCs over source ports.
+  // The PDC's own entropy (its ACK/NACK/CTRL; lib/lb chooses its requests'),
+  // spread over source ports.
   p.entropy = static_cast<uint16_t>(config_.entropy_base | (id & 0x3fff));
+  p.shared = &shared_;
+  p.now = now;
   p.start_psn = Psn(static_cast<uint32_t>(rng_.next_u64()));
   Entry& e = entries_[id];
   e.pdc = std::make_unique<pds::Pdc>(pds_config_, upper_, p);
@@ -38,7 +42,6 @@ uint16_t PdcPool::create(const pds::PdcParams& params, uint64_t key, bool initia
 }
 
 uint16_t PdcPool::acquire(PeerAddr peer, uint8_t tc, pds::DeliveryMode mode, TimePoint now) {
-  (void)now;
   const uint64_t key = initiator_key(peer, tc, mode);
   auto it = by_initiator_key_.find(key);
   if (it != by_initiator_key_.end()) {
@@ -59,11 +62,10 @@ uint16_t PdcPool::acquire(PeerAddr peer, uint8_t tc, pds::DeliveryMode mode, Tim
   p.peer = peer;
   p.mode = mode;
   ++counters_.opened;
-  return create(p, key, /*initiator=*/true);
+  return create(p, key, /*initiator=*/true, now);
 }
 
 uint16_t PdcPool::accept(PeerAddr peer, const wire::RequestHeader& syn, pds::DeliveryMode mode, TimePoint now) {
-  (void)now;
   const uint64_t key = accepted_key(peer, syn.spdcid);
   auto it = by_accepted_key_.find(key);
   if (it != by_accepted_key_.end()) {
@@ -84,7 +86,7 @@ uint16_t PdcPool::accept(PeerAddr peer, const wire::RequestHeader& syn, pds::Del
   p.remote_id = syn.spdcid;
   p.remote_start_psn = Psn(syn.psn) - wire::syn_psn_offset(syn.dpdcid);
   ++counters_.accepted;
-  return create(p, key, /*initiator=*/false);
+  return create(p, key, /*initiator=*/false, now);
 }
 
 uint16_t PdcPool::find_accepted(PeerAddr peer, uint16_t remote_id) const {

@@ -104,6 +104,8 @@ class PdcPool {
   // PDS counters of every PDC this pool has freed (so totals never go back).
   const pds::PdsCounters& freed_pdc_counters() const { return freed_pdc_counters_; }
   const PoolConfig& config() const { return config_; }
+  // Path-selection counters of every PDC of this pool (kept here, not per PDC).
+  const lb::LbCounters& lb_counters() const { return shared_.lb_counters; }
   template <typename F>
   void for_each(F&& f) const {
     for (uint16_t id = 1; id < entries_.size(); ++id)
@@ -132,7 +134,7 @@ class PdcPool {
   }
   static uint64_t accepted_key(PeerAddr peer, uint16_t remote_id) { return (peer << 16) | remote_id; }
 
-  uint16_t create(const pds::PdcParams& params, uint64_t key, bool initiator);
+  uint16_t create(const pds::PdcParams& params, uint64_t key, bool initiator, TimePoint now);
   List& list_of(Idle s) { return s == Idle::kFresh ? fresh_ : s == Idle::kShrunk ? shrunk_ : linger_; }
   void set_idle(uint16_t id, Idle s, TimePoint now);
   bool evict_one();
@@ -141,6 +143,7 @@ class PdcPool {
   const pds::PdsConfig& pds_config_;
   pds::PdsUpper* upper_;
   Rng rng_;
+  pds::PdcShared shared_;
   std::vector<Entry> entries_;  // index = id; 0 unused
   std::vector<uint16_t> free_ids_;
   absl::flat_hash_map<uint64_t, uint16_t> by_initiator_key_;

@@ -14,6 +14,11 @@ class NoUpper : public pds::PdsUpper {
  public:
   bool next_unit(pds::Pdc&, uint64_t*, bool*) override { return false; }
   size_t write_unit(pds::Pdc&, uint64_t, std::span<uint8_t>, wire::NextHdr*) override { return 0; }
+  uint32_t peek_unit_bytes(pds::Pdc&) override { return 0; }
+  uint64_t backlog_bytes(pds::Pdc&, uint32_t* units) override {
+    *units = 0;
+    return 0;
+  }
   void on_unit_acked(pds::Pdc&, uint64_t) override {}
   void on_unit_failed(pds::Pdc&, uint64_t, pds::UnitFailure, uint8_t) override {}
   pds::RequestVerdict on_request(pds::Pdc&, const wire::Packet&, TimePoint, uint8_t*) override {

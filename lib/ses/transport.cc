@@ -1,7 +1,9 @@
 #include "lib/ses/transport.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "absl/strings/str_format.h"
 #include "lib/base/log.h"
@@ -29,12 +31,38 @@ constexpr uint64_t kMaxMessageBytes = 0xffffffffull;  // msg_off and req_len are
 
 }  // namespace
 
+namespace {
+// The CC works in datagrams of the transport's MTU.
+TransportConfig with_cc_mtu(TransportConfig c) {
+  c.pds.cc_params.mtu = c.mtu_payload;
+  return c;
+}
+}  // namespace
+
+absl::Status Transport::validate(const TransportConfig& config) {
+  if (config.mtu_payload == 0) return absl::InvalidArgumentError("mtu_payload must be positive");
+  return pds::validate(with_cc_mtu(config).pds);
+}
+
 Transport::Transport(const TransportConfig& config, PeerAddr self, uint64_t seed)
-    : config_(config),
+    : config_(with_cc_mtu(config)),
       self_(self),
       rng_(seed),
       pool_(config_.pool, config_.pds, this, seed ^ 0x5ca1ab1e),
       timers_(config_.pool.max_pdcs + 1 + config_.max_reads, Duration::nanos(1), TimePoint::zero()) {
+  if (absl::Status st = validate(config_); !st.ok()) {
+    SHOAL_LOG(kSes, kError, "transport config refused: %s", std::string(st.message()).c_str());
+    std::abort();
+  }
+  const cc::CcOps* cc = cc::find_cc(config_.pds.cc);
+  credit_cc_ = (cc->flags & cc::kCcFlagReceiverCredit) != 0;
+  if (credit_cc_) {
+    // The receive side of EQDS: one scheduler for every PDC we accept.
+    credit_ = std::make_unique<cc::CreditScheduler>(cc::CreditSchedulerConfig::from(config_.pds.cc_params));
+    credit_->reserve(config_.pool.max_pdcs);
+    grants_.resize(32);
+    credit_repeat_.reserve(config_.pool.max_pdcs);
+  }
   fired_.reserve(config_.pool.max_pdcs);
   // READ slots travel as the 16-bit rd_msg_id of their responses.
   reads_.reset(std::min<uint32_t>(config_.max_reads, 0xffff));
@@ -192,6 +220,7 @@ void Transport::enqueue_on_pdc(uint32_t m, uint16_t id) {
   msg.next = kNone;
   msg.msg_id = 0;  // taken when its first packet goes (next_unit)
   ++ses.outstanding_msgs;
+  if (credit_cc_) queue_bytes(id, msg, msg.next_packet);
   if (ses.sendq_tail == kNone) ses.sendq_head = m; else tx_msgs_[ses.sendq_tail].next = m;
   ses.sendq_tail = m;
   pool_.get(id)->wake();
@@ -538,6 +567,10 @@ void Transport::forget_pdc(uint16_t id) {
     }
   }
   if (ses.timer != kNoIndex) timers_.cancel(ses.timer);
+  if (credit_) credit_->remove(id);
+  if (ses.credit_repeat) {
+    credit_repeat_.erase(std::find(credit_repeat_.begin(), credit_repeat_.end(), id));
+  }
   ses_[id] = PdcSes();
   ++counters_.pdcs_freed;
   retry_waiting();
@@ -630,7 +663,9 @@ void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& met
       id = pkt.nack.dpdcid;
       break;
     case wire::PdsType::kCtrl:
-      id = pkt.ctrl.dpdcid;
+      // A CREDIT_REQ sent before the sender knew our id names its own.
+      id = (pkt.ctrl.prologue.flags & wire::kCtrlFlagSyn) ? pool_.find_accepted(meta.peer, pkt.ctrl.spdcid)
+                                                          : pkt.ctrl.dpdcid;
       break;
     default:
       ++counters_.rx_no_pdc;
@@ -646,6 +681,17 @@ void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& met
     ++counters_.rx_pdc_mismatch;
     return;
   }
+  if (credit_) {
+    if (pkt.prologue.type == wire::PdsType::kCtrl && pkt.ctrl.ctrl_type() == wire::CtrlType::kCreditReq) {
+      on_credit_request(id, pkt.ctrl, now);
+      return;
+    }
+    // Every data packet of a credit sender, whole or trimmed, at the length
+    // its sender charged (a trimmed one is re-granted so it can be resent).
+    if (pkt.prologue.type == wire::PdsType::kRudCcReq || pkt.prologue.type == wire::PdsType::kRodCcReq) {
+      credit_->on_data_arrived(id, pkt.request.req_cc_state, meta.trimmed, now);
+    }
+  }
   if (meta.trimmed) {
     pdc.on_trimmed(pkt, meta, now);
   } else {
@@ -657,6 +703,7 @@ void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& met
 uint32_t Transport::poll_transmit(TimePoint now, TxBatch& batch) {
   last_now_ = now;
   const uint32_t start = batch.count();
+  if (credit_) emit_credits(now, batch);  // control first, like ACKs
   while (uud_head_ != kNone && !batch.full()) {
     if (!emit_uud(batch)) break;
   }
@@ -682,7 +729,8 @@ uint32_t Transport::poll_transmit(TimePoint now, TxBatch& batch) {
 }
 
 TimePoint Transport::next_deadline() const {
-  return min_time(pool_.next_deadline(), timers_.next_deadline());
+  const TimePoint t = min_time(pool_.next_deadline(), timers_.next_deadline());
+  return credit_ ? min_time(t, credit_->next_deadline()) : t;
 }
 
 void Transport::on_timeout(TimePoint now) {
@@ -742,6 +790,7 @@ bool Transport::next_unit(pds::Pdc& pdc, uint64_t* cookie, bool* last) {
     msg.msg_id = slot.next_msg_id++;
   }
   *cookie = (uint64_t{m} << 32) | msg.next_packet;
+  if (credit_cc_) unqueue_bytes(pdc.local_id(), msg, msg.next_packet, msg.next_packet + 1);
   if (++msg.next_packet == msg.packets) {
     slot.sendq_head = msg.next;
     if (slot.sendq_head == kNone) slot.sendq_tail = kNone;
@@ -810,6 +859,117 @@ size_t Transport::write_unit(pds::Pdc& pdc, uint64_t cookie, std::span<uint8_t> 
   (void)pdc;
   const TxMsg& m = tx_msgs_[cookie >> 32];
   return encode_ses(m, static_cast<uint32_t>(cookie), out.data(), out.size(), next_hdr);
+}
+
+uint32_t Transport::unit_bytes(const TxMsg& m, uint32_t packet) const {
+  // As encode_ses() writes it: the SES header, then the packet's payload.
+  if (m.op == SendOp::kRead) return static_cast<uint32_t>(wire::kSesRequestSize);
+  const uint32_t off = packet * config_.mtu_payload;
+  const uint32_t len = std::min(config_.mtu_payload, m.len - off);
+  return static_cast<uint32_t>(
+      (m.op == SendOp::kReadResponse ? wire::kSesResponseDataSize : wire::kSesRequestSize) + len);
+}
+
+uint64_t Transport::remaining_bytes(const TxMsg& m, uint32_t from) const {
+  if (from >= m.packets) return 0;
+  const uint64_t units = m.packets - from;
+  if (m.op == SendOp::kRead) return units * wire::kSesRequestSize;
+  const uint64_t payload = m.len - std::min<uint64_t>(m.len, uint64_t{from} * config_.mtu_payload);
+  return units * (m.op == SendOp::kReadResponse ? wire::kSesResponseDataSize : wire::kSesRequestSize) + payload;
+}
+
+// Out of line: only credit CCs keep the backlog, and the common path should
+// not pay for the registers this takes.
+[[gnu::noinline]] void Transport::queue_bytes(uint16_t id, const TxMsg& m, uint32_t from) {
+  PdcSes& ses = ses_[id];
+  ses.queued_units += m.packets - from;
+  ses.queued_bytes += remaining_bytes(m, from);
+}
+
+[[gnu::noinline]] void Transport::unqueue_bytes(uint16_t id, const TxMsg& m, uint32_t from, uint32_t to) {
+  if (!credit_cc_ || from >= to) return;
+  PdcSes& ses = ses_[id];
+  ses.queued_units -= to - from;
+  ses.queued_bytes -= remaining_bytes(m, from) - remaining_bytes(m, to);
+}
+
+uint32_t Transport::peek_unit_bytes(pds::Pdc& pdc) {
+  const uint32_t m = ses_[pdc.local_id()].sendq_head;
+  if (m == kNone) return 0;
+  const TxMsg& msg = tx_msgs_[m];
+  return unit_bytes(msg, msg.next_packet);
+}
+
+uint64_t Transport::backlog_bytes(pds::Pdc& pdc, uint32_t* units) {
+  const PdcSes& ses = ses_[pdc.local_id()];
+  *units = ses.queued_units;
+  return ses.queued_bytes;
+}
+
+// ============================================================================
+// EQDS receiver: credit requests in, paced grants out
+// ============================================================================
+
+void Transport::on_credit_request(uint16_t id, const wire::CtrlHeader& c, TimePoint now) {
+  ++counters_.credit_reqs_received;
+  // The request total travels as its low 32 bits: widen it against what the
+  // scheduler knows (granted + still to grant = the largest total seen).
+  const uint64_t granted = credit_->granted_total(id);
+  const uint64_t known = granted + credit_->demand(id);
+  const int32_t diff = static_cast<int32_t>(c.payload - static_cast<uint32_t>(known));
+  if (diff > 0) {
+    credit_->on_request(id, known + static_cast<uint32_t>(diff), now);
+    return;
+  }
+  // Nothing new: the sender repeats itself because it is still blocked, so
+  // the CREDIT that covered it may have been lost. Say the total again.
+  if (granted != 0 && !ses_[id].credit_repeat) {
+    ses_[id].credit_repeat = true;
+    credit_repeat_.push_back(id);
+  }
+}
+
+bool Transport::emit_credit(uint16_t id, uint64_t granted_total, TxBatch& batch) {
+  const pds::Pdc* pdc = pool_.get(id);
+  if (!pdc || pdc->state() != pds::PdcState::kOpen) return false;
+  TxPacket& tx = batch.next();
+  wire::CtrlHeader c;
+  c.prologue.type = wire::PdsType::kCtrl;
+  c.prologue.next_hdr = static_cast<uint8_t>(wire::CtrlType::kCredit);
+  c.spdcid = id;
+  c.dpdcid = pdc->remote_id();
+  c.payload = static_cast<uint32_t>(granted_total);  // low 32 bits; the sender widens it
+  const size_t n = wire::encode_ctrl(c, std::span<uint8_t>(tx.data, tx.capacity));
+  if (n == 0) return false;
+  tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), n));
+  tx.peer = pdc->peer();
+  tx.entropy = pdc->entropy();
+  tx.dscp = config_.pds.dscp_control;
+  tx.ecn = Ecn::kNotEct;
+  tx.control = true;
+  batch.commit();
+  ++counters_.credits_sent;
+  return true;
+}
+
+void Transport::emit_credits(TimePoint now, TxBatch& batch) {
+  while (!credit_repeat_.empty() && !batch.full()) {
+    const uint16_t id = credit_repeat_.back();
+    credit_repeat_.pop_back();
+    ses_[id].credit_repeat = false;
+    if (emit_credit(id, credit_->granted_total(id), batch)) ++counters_.credit_repeats;
+  }
+  while (!batch.full()) {
+    const uint32_t room = std::min<uint32_t>(static_cast<uint32_t>(grants_.size()), batch.capacity() - batch.count());
+    const size_t n = credit_->poll(now, std::span<cc::CreditGrant>(grants_.data(), room));
+    for (size_t i = 0; i < n; ++i) {
+      // A grant for a PDC that is gone or closing is dropped: nobody spends it.
+      if (!emit_credit(static_cast<uint16_t>(grants_[i].id), grants_[i].granted_total, batch)) {
+        if (!pool_.get(static_cast<uint16_t>(grants_[i].id))) credit_->remove(grants_[i].id);
+      }
+    }
+    if (n < room) break;
+  }
 }
 
 void Transport::finish_tx(uint32_t m, WcStatus status) {
@@ -893,6 +1053,7 @@ void Transport::on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure 
     // Unlink from the PDC's send queue if it was still partly queued.
     PdcSes& slot = ses_[msg.pdc];
     if (msg.next_packet < msg.packets && slot.sendq_head == m) {
+      unqueue_bytes(msg.pdc, msg, msg.next_packet, msg.packets);
       slot.sendq_head = msg.next;
       if (slot.sendq_head == kNone) slot.sendq_tail = kNone;
     }

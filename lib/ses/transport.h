@@ -20,6 +20,16 @@
 // never takes a QP's last buffer.
 // UUD messages are single packets, best effort, with no PDC.
 //
+// Congestion control and path selection are PdsConfig's (config.pds.cc,
+// config.pds.lb, by registry name); every PDC runs them. With a receiver-
+// credit algorithm (EQDS, kCcFlagReceiverCredit) the transport also runs one
+// cc::CreditScheduler for everything it receives: fed by CTRL CREDIT_REQ
+// (the sender's cumulative request) and by every arriving data packet (the
+// length its sender charged, from req_cc_state, so a trimmed one is re-granted
+// in full), it paces CTRL CREDIT packets carrying each sender's cumulative
+// grant. A repeated request (the sender still blocked an RTO later) gets the
+// current grant total again, in case the CREDIT was lost.
+//
 // Invariants:
 // - Every posted send and receive ends in exactly one completion, with a status.
 // - A payload byte is written into a receive buffer at most once per message
@@ -40,6 +50,7 @@
 #include "lib/base/rng.h"
 #include "lib/base/slab.h"
 #include "lib/base/timer_wheel.h"
+#include "lib/cc/eqds.h"
 #include "lib/base/time.h"
 #include "lib/pds/pdc.h"
 #include "lib/pool/pool.h"
@@ -128,6 +139,8 @@ struct SendRequest {
 };
 
 struct TransportConfig {
+  // Includes the congestion-control and path-selection names and knobs.
+  // cc_params.mtu is set from mtu_payload below.
   pds::PdsConfig pds;
   uint32_t mtu_payload = 4096;       // payload bytes per packet
   uint32_t max_send_msgs = 1 << 16;  // outstanding sends, all PDCs
@@ -171,11 +184,19 @@ struct TransportCounters {
   uint64_t msgs_sent = 0;
   uint64_t msgs_received = 0;
   uint64_t payload_bytes_received = 0;
+  uint64_t credit_reqs_received = 0;  // EQDS CTRL CREDIT_REQ taken by the scheduler
+  uint64_t credits_sent = 0;          // EQDS CTRL CREDIT (grants and repeats)
+  uint64_t credit_repeats = 0;        // of which repeats of a grant total (answering a repeated request)
 };
 
 class Transport final : public pds::PdsUpper {
  public:
+  // `config` must pass validate(); the constructor logs why and aborts if
+  // it does not (a program error: check with validate() first).
   Transport(const TransportConfig& config, PeerAddr self, uint64_t seed);
+  // Errors: InvalidArgument for an unknown congestion-control algorithm or
+  // path-selection policy, or out-of-range knobs (see pds::validate).
+  static absl::Status validate(const TransportConfig& config);
   ~Transport() override;
   Transport(const Transport&) = delete;
   Transport& operator=(const Transport&) = delete;
@@ -225,7 +246,10 @@ class Transport final : public pds::PdsUpper {
   TimePoint next_deadline() const;
   void on_timeout(TimePoint now);
   // Whether poll_transmit may emit something now.
-  bool wants_transmit() const { return !active_.empty() || uud_head_ != kNone; }
+  bool wants_transmit() const {
+    return !active_.empty() || uud_head_ != kNone ||
+           (credit_ && (!credit_repeat_.empty() || credit_->next_deadline() <= last_now_));
+  }
   // Bumps on every call that can create work to transmit (post_send,
   // on_datagram, on_timeout): a driver that polled and got nothing need not
   // poll again until it changes.
@@ -235,6 +259,9 @@ class Transport final : public pds::PdsUpper {
   const pool::PdcPool& pool() const { return pool_; }
   const TransportCounters& counters() const { return counters_; }
   pds::PdsCounters pds_counters() const;  // summed over live and freed PDCs
+  const lb::LbCounters& lb_counters() const { return pool_.lb_counters(); }  // all PDCs
+  // The EQDS receiver's scheduler; nullptr unless the CC is receiver-credit.
+  const cc::CreditScheduler* credit_scheduler() const { return credit_.get(); }
   uint32_t pdcs_open() const;
   PeerAddr self() const { return self_; }
   const TransportConfig& config() const { return config_; }
@@ -323,7 +350,12 @@ class Transport final : public pds::PdsUpper {
     uint16_t next_msg_id = 0;     // sender
     uint16_t next_complete = 0;   // ROD receiver: next message to complete
     bool active = false;          // on active_
+    bool credit_repeat = false;   // on credit_repeat_
     uint32_t timer = kNoIndex;    // its deadline in timers_
+    // Sender with a credit CC: what write_unit() will still return for the
+    // units queued here and not handed out yet (the EQDS backlog).
+    uint32_t queued_units = 0;
+    uint64_t queued_bytes = 0;
   };
 
   // PdsUpper.
@@ -332,6 +364,20 @@ class Transport final : public pds::PdsUpper {
   void on_unit_acked(pds::Pdc& pdc, uint64_t cookie) override;
   void on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure why, uint8_t ses_code) override;
   pds::RequestVerdict on_request(pds::Pdc& pdc, const wire::Packet& pkt, TimePoint now, uint8_t* ses_code) override;
+  uint32_t peek_unit_bytes(pds::Pdc& pdc) override;
+  uint64_t backlog_bytes(pds::Pdc& pdc, uint32_t* units) override;
+  // What write_unit() returns for `packet` of `m`, and for all its packets
+  // from `from` on.
+  uint32_t unit_bytes(const TxMsg& m, uint32_t packet) const;
+  uint64_t remaining_bytes(const TxMsg& m, uint32_t from) const;
+  // The backlog of PDC `id` gains / loses packets [from, to) of `m`.
+  void queue_bytes(uint16_t id, const TxMsg& m, uint32_t from);
+  void unqueue_bytes(uint16_t id, const TxMsg& m, uint32_t from, uint32_t to);
+
+  // EQDS receiver.
+  void on_credit_request(uint16_t id, const wire::CtrlHeader& c, TimePoint now);
+  void emit_credits(TimePoint now, TxBatch& batch);
+  bool emit_credit(uint16_t id, uint64_t granted_total, TxBatch& batch);
 
   void enqueue_on_pdc(uint32_t m, uint16_t id);
   void retry_waiting();
@@ -360,6 +406,10 @@ class Transport final : public pds::PdsUpper {
   Rng rng_;
 
   pool::PdcPool pool_;
+  bool credit_cc_ = false;  // the CC spends receiver credit: keep PdcSes backlogs
+  std::unique_ptr<cc::CreditScheduler> credit_;
+  std::vector<cc::CreditGrant> grants_;    // scratch for credit_->poll
+  std::vector<uint16_t> credit_repeat_;    // PDCs whose grant total goes out again
   std::vector<PdcSes> ses_;            // index = local PDC id (0 unused)
   // One timer per PDC at its next_deadline(), so that finding the next
   // deadline and firing due ones never scans the pool. 1 ns ticks: exact.
