@@ -1,5 +1,7 @@
-// shoal::open_driver (driver_sdk.h): URI -> driver. Only `sim://` is built
-// so far; `udp://` and `dpdk://` are known schemes without a driver yet.
+// shoal::open_driver (driver_sdk.h): URI -> driver. `sim://` is always
+// built; `dpdk://` when the build found libdpdk (SHOAL_HAVE_DPDK, see
+// drivers/dpdk/meson.build); other known schemes without a driver in this
+// build are Unimplemented.
 //
 // URI form: scheme://rest[?key=value&key=value]. For sim, `rest` names the
 // fabric (empty: "default"); the keys are mtu, inbox, loss, ecn, seed (see
@@ -11,6 +13,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "drivers/sim/loopback.h"
+#ifdef SHOAL_HAVE_DPDK
+#include "drivers/dpdk/dpdk.h"
+#endif
 #include "lib/base/status.h"
 #include "shoal/driver_sdk.h"
 
@@ -96,9 +101,12 @@ absl::StatusOr<std::unique_ptr<Driver>> open_driver(std::string_view uri_std, ui
         absl::StrCat("driver URI \"", uri, "\" is not scheme://... (e.g. sim://, udp://IP:PORT)"));
   const sv scheme = uri.substr(0, sep), rest = uri.substr(sep + 3);
   if (scheme == "sim") return open_sim(rest, queues);
+#ifdef SHOAL_HAVE_DPDK
+  if (scheme == "dpdk") return dpdk::open_dpdk(std::string_view(rest.data(), rest.size()), queues);
+#endif
   if (scheme == "udp" || scheme == "dpdk")
     return absl::UnimplementedError(
-        absl::StrCat("the ", scheme, " driver is not built yet (see the drivers issue)"));
+        absl::StrCat("the ", scheme, " driver is not built yet (see the drivers issue; dpdk needs libdpdk-dev)"));
   return absl::NotFoundError(
       absl::StrCat("no driver for scheme \"", scheme, "\" (known: sim, udp, dpdk)"));
 }
