@@ -1,6 +1,7 @@
 // Conformance of the C API (include/shoal/verbs.h), run against one driver
 // URI: SHOAL_CONFORMANCE_URI (default "sim://"). Each meson test entry sets
-// it for one driver; the drivers issue adds udp:// and dpdk:// entries.
+// it for one driver (meson.build: sim://, dpdk:// on the in-process net_ring
+// fabric; the drivers issue adds udp://).
 //
 // Two contexts on the same fabric talk; the test thread drives both
 // (library mode). Every wait is bounded: a broken build fails, never hangs.
