@@ -29,6 +29,8 @@ const char* kHelp =
     "usage: shoal-perf [flags]\n\n"
     "Point-to-point bandwidth and latency over Shoal's C API.\n\n"
     "  --driver URI     driver to open (default sim://perf); on sim:// both ends run here\n"
+    "  --peer-driver URI  the receiving contexts' driver (default: --driver), e.g. a\n"
+    "                   second port: dpdk://?port=1&ip=10.9.0.2\n"
     "  --op OP          send | write | read (default send). Latency: send and write\n"
     "                   (WRITE_WITH_IMM) ping-pong, reported one way; read reports\n"
     "                   the whole READ (request out, data back), as ib_read_lat does\n"
@@ -116,6 +118,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   const std::string uri = args.str("driver", "sim://perf");
+  // The receivers' URI when they need other options than the sender (a
+  // second NIC port: dpdk://?port=1&ip=...); default: --driver.
+  const std::string peer_uri = args.str("peer-driver", uri);
   const std::string op = args.str("op", "send");
   const std::string qp_type_s = args.str("qp-type", "rud");
   const std::string mode_s = args.str("mode", "library");
@@ -167,7 +172,7 @@ int main(int argc, char** argv) {
   hosts.reserve(1 + npeers);
   const bool threaded = mode_s == "threaded";
   hosts.push_back(open_host(uri, threaded));
-  for (int64_t p = 0; p < npeers; ++p) hosts.push_back(open_host(uri, threaded));
+  for (int64_t p = 0; p < npeers; ++p) hosts.push_back(open_host(peer_uri, threaded));
   const uint32_t depth = static_cast<uint32_t>(window) * 2 + 8;
   std::vector<Pair> pairs(nqps);
   for (int64_t q = 0; q < nqps; ++q) {

@@ -277,7 +277,10 @@ absl::Status DpdkDriver::start() {
                                                        mtu_payload + kHeaderRoom + 28, " and port ", port_,
                                                        " has ", port_mtu, ": ", rte_strerror(-rc)));
     }
-    const uint32_t room = RTE_PKTMBUF_HEADROOM + kHdrLen + mtu_payload + kHeaderRoom;
+    // At least DPDK's default 2 KiB data room: PMDs such as af_packet size
+    // their receive frames by it and refuse smaller mbufs.
+    const uint32_t room = std::max<uint32_t>(RTE_PKTMBUF_HEADROOM + kHdrLen + mtu_payload + kHeaderRoom,
+                                             RTE_MBUF_DEFAULT_BUF_SIZE);
     const std::string name = absl::StrCat("shp", serial);
     pool_ = rte_pktmbuf_pool_create(name.c_str(), opts_.mbufs, 256, 0, static_cast<uint16_t>(room),
                                     rte_eth_dev_socket_id(port_));
