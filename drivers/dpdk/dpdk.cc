@@ -219,6 +219,10 @@ DpdkDriver::DpdkDriver(const DpdkOptions& o, uint32_t queues) : opts_(o), nq_(qu
 absl::StatusOr<std::unique_ptr<DpdkDriver>> DpdkDriver::open(const DpdkOptions& o, uint32_t queues) {
   if (queues == 0 || queues > kMaxQueues)
     return absl::InvalidArgumentError(absl::StrCat("dpdk: queues must be 1..", kMaxQueues));
+  if (o.udp_port + queues > kPortBase + kPortStride)
+    return absl::InvalidArgumentError(absl::StrCat("dpdk: ports ", o.udp_port, "..", o.udp_port + queues - 1,
+                                                   " leave the listening window ", kPortBase, "..",
+                                                   kPortBase + kPortStride - 1));
   if (o.fabric.empty() && o.ip == 0)
     return absl::InvalidArgumentError("dpdk: ip= is required (this context's IPv4 address) unless fabric= is given");
   RETURN_IF_ERROR(ensure_eal(o));
@@ -581,7 +585,7 @@ uint32_t DpdkDriver::tx_burst(uint32_t q, std::span<TxPacket> pkts) {
     ip->hdr_checksum = 0;
     ip->src_addr = rte_cpu_to_be_32(ip_);
     ip->dst_addr = rte_cpu_to_be_32(dst_ip);
-    udp->src_port = rte_cpu_to_be_16(src_port_for(base_port_, q, p.entropy, opts_.entropies));
+    udp->src_port = rte_cpu_to_be_16(src_port_for(static_cast<uint16_t>(base_port_ + q), p.entropy, opts_.entropies));
     udp->dst_port = rte_cpu_to_be_16(dport);
     udp->dgram_len = rte_cpu_to_be_16(static_cast<uint16_t>(8 + p.len));
     udp->dgram_cksum = 0;
@@ -676,7 +680,7 @@ bool DpdkDriver::parse_udp(rte_mbuf* m, uint32_t* target, RxPacket* out, DpdkCou
   const uint16_t sport = rte_be_to_cpu_16(udp->src_port);
   out->data = std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(udp + 1), ulen - 8);
   out->meta = RxMeta{};
-  out->meta.peer = static_cast<PeerAddr>(rte_be_to_cpu_32(ip->src_addr)) << 16 | listen_port_from_src(base_port_, sport);
+  out->meta.peer = static_cast<PeerAddr>(rte_be_to_cpu_32(ip->src_addr)) << 16 | listen_port_from_src(sport);
   out->meta.entropy = sport;
   out->meta.ecn = static_cast<Ecn>(ip->type_of_service & 3);
   out->handle = reinterpret_cast<uint64_t>(m);

@@ -12,8 +12,8 @@
 //   fabric=NAME   in-process test fabric: the context gets its own net_ring
 //                 port on the named software L2 fabric (see dpdk_fabric.h);
 //                 any number of contexts in one process reach each other.
-//   ip=A.B.C.D[:P] this context's IPv4 address and base UDP port P (default
-//                 4793). Required except on a fabric, which then assigns
+//   ip=A.B.C.D[:P] this context's IPv4 address and queue 0's UDP port P
+//                 (default 4793; P..P+queues-1 must lie in 4793..5048). Required except on a fabric, which then assigns
 //                 10.77.0.N to its N-th port.
 //   mtu=B         data payload bytes per packet (256..9000); default: the
 //                 largest of 4096/2048/1024/512 that fits the port MTU.
@@ -24,15 +24,18 @@
 //   lcores=LIST   accepted and validated; engine pinning to lcores is the
 //                 API layer's job and not wired yet.
 //
-// Port layout (shared with drivers/udp so that udp:// and dpdk:// hosts
-// talk): queue q of a context listens on UDP port P+q. Its packets leave
-// from source ports in [P + 1024 + 64q, P + 1024 + 64q + N), the entropy
-// choosing one (src = window + entropy mod N). A receiver whose own base is
-// P maps a source port s in [P+1024, P+1024+64*64) back to the sender's
-// listening port P + (s - P - 1024) / 64; any other source port is taken as
-// the sender's listening port itself (a sender with a single path). Hence
-// PeerAddr = src IPv4 << 16 | that listening port, and all hosts of a job
-// share one base P (as they share 4793 by default).
+// Port layout: the same protocol constants as drivers/udp (udp.h on branch
+// udp), so a udp:// host and a dpdk:// host talk:
+//  * queue q listens on L = P + q; every listening port lies in the window
+//    [kPortBase, kPortBase + kPortStride) = 4793..5048;
+//  * its packets leave from source port L + kPortStride * (entropy % N + 1),
+//    N = entropies <= 64 (5049..21432 at most, below the ephemeral range);
+//  * a receiver maps a source port s in [kPortBase + kPortStride,
+//    kPortBase + kPortStride * 65) back to kPortBase + (s - kPortBase) %
+//    kPortStride, the sender's listening port, without knowing the sender's
+//    P; any other source port is taken as is (a single-path sender).
+// Hence RxMeta.peer = src IPv4 << 16 | listening port = the sender's
+// local_addr(q), and RxMeta.entropy = s.
 #pragma once
 
 #include <array>
@@ -48,22 +51,22 @@
 
 namespace shoal::dpdk {
 
-inline constexpr uint16_t kDefaultUdpPort = 4793;
-inline constexpr uint32_t kSrcPortOffset = 1024;  // first source window = P + this
-inline constexpr uint32_t kSrcWindow = 64;        // source ports per queue
-inline constexpr uint32_t kMaxQueues = 64;        // windows P+1024 .. P+1024+64*64
+inline constexpr uint16_t kDefaultUdpPort = 4793;  // = udp::kPortBase
+inline constexpr uint16_t kPortBase = 4793;
+inline constexpr uint32_t kPortStride = 256;  // listening window; entropy port step
+inline constexpr uint32_t kMaxEntropies = 64;
+inline constexpr uint32_t kMaxQueues = 64;    // engines per context
 
-// The source port queue q of a context with base port `base` sends
-// `entropy` from, with `n` entropies per queue (1..kSrcWindow).
-inline uint16_t src_port_for(uint16_t base, uint32_t q, uint16_t entropy, uint32_t n) {
-  return static_cast<uint16_t>(base + kSrcPortOffset + kSrcWindow * q + entropy % n);
+// The source port for `entropy` of the queue listening on `listen`, with `n`
+// entropies (1..kMaxEntropies).
+inline uint16_t src_port_for(uint16_t listen, uint16_t entropy, uint32_t n) {
+  return static_cast<uint16_t>(listen + kPortStride * (entropy % n + 1));
 }
 
-// The listening port of the sender of a packet with source port `src`, as a
-// receiver with base port `base` computes it (see the layout above).
-inline uint16_t listen_port_from_src(uint16_t base, uint16_t src) {
-  const uint32_t lo = base + kSrcPortOffset, hi = lo + kSrcWindow * kMaxQueues;
-  if (src >= lo && src < hi) return static_cast<uint16_t>(base + (src - lo) / kSrcWindow);
+// The listening port of the sender of a packet with source port `src`.
+inline uint16_t listen_port_from_src(uint16_t src) {
+  if (src >= kPortBase + kPortStride && src < kPortBase + kPortStride * (kMaxEntropies + 1))
+    return static_cast<uint16_t>(kPortBase + (src - kPortBase) % kPortStride);
   return src;
 }
 
@@ -77,7 +80,7 @@ struct DpdkOptions {
   uint32_t ip = 0;         // host byte order; 0 = not given
   uint16_t udp_port = kDefaultUdpPort;
   uint32_t mtu = 0;        // 0 = from the port's MTU
-  uint32_t entropies = kSrcWindow;
+  uint32_t entropies = kMaxEntropies;
   uint32_t mbufs = 8191;
   uint32_t ring = 1024;
   bool flow = true;

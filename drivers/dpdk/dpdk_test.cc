@@ -95,18 +95,18 @@ void drain(DpdkDriver& d, std::vector<Got>* got) {
 }
 
 TEST(DpdkOptions, ParsesAndRefuses) {
-  auto o = parse_dpdk_query("eal=-l%200%20--no-huge&ip=10.1.2.3:5000&mtu=1024&entropies=16&neigh=10.1.2.4@02:00:00:00:00:0a");
+  auto o = parse_dpdk_query("eal=-l%200%20--no-huge&ip=10.1.2.3:4800&mtu=1024&entropies=16&neigh=10.1.2.4@02:00:00:00:00:0a");
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->eal, "-l 0 --no-huge");
   EXPECT_EQ(o->ip, 0x0A010203u);
-  EXPECT_EQ(o->udp_port, 5000);
+  EXPECT_EQ(o->udp_port, 4800);
   EXPECT_EQ(o->mtu, 1024u);
   EXPECT_EQ(o->entropies, 16u);
   ASSERT_EQ(o->neigh.size(), 1u);
   EXPECT_EQ(o->neigh[0].second[5], 0x0a);
   EXPECT_EQ(split_eal_args(o->eal), (std::vector<std::string>{"-l", "0", "--no-huge"}));
 
-  const char* bad[] = {"bogus=1",      "ip=10.1.2",  "ip=10.1.2.300", "ip=1.2.3.4:70000", "entropies=65",
+  const char* bad[] = {"bogus=1",      "ip=10.1.2",  "ip=10.1.2.300", "ip=1.2.3.4:70000", "ip=1.2.3.4:6000", "entropies=65",
                        "entropies=0",  "mtu=100",    "ip=1.2.3.4&ip=1.2.3.5", "eal=%zz", "neigh=1.2.3.4@xx",
                        "flow=2",       "ring=100",   "fabric=a/b",    "mbufs", "lcores=a"};
   for (const char* q : bad) {
@@ -120,15 +120,20 @@ TEST(DpdkOptions, ParsesAndRefuses) {
   EXPECT_EQ(noip.status().code(), absl::StatusCode::kInvalidArgument) << noip.status();
 }
 
-TEST(DpdkLayout, SourcePortWindows) {
-  EXPECT_EQ(src_port_for(4793, 0, 0, 64), 4793 + 1024);
-  EXPECT_EQ(src_port_for(4793, 2, 70, 64), 4793 + 1024 + 128 + 6);
-  EXPECT_EQ(src_port_for(4793, 1, 0xC005, 4), 4793 + 1024 + 64 + 1);
-  for (uint32_t q = 0; q < kMaxQueues; ++q)
-    for (uint16_t e : {0, 1, 63, 0xC000, 0xFFFF})
-      EXPECT_EQ(listen_port_from_src(4793, src_port_for(4793, q, e, 64)), 4793 + q);
-  EXPECT_EQ(listen_port_from_src(4793, 4793), 4793);  // a single-path sender
-  EXPECT_EQ(listen_port_from_src(4793, 12345), 12345);
+TEST(DpdkLayout, SameAsTheUdpDriver) {
+  // drivers/udp: queue on L sends entropy i from L + 256 * (i % N + 1).
+  EXPECT_EQ(src_port_for(4793, 0, 64), 4793 + 256);
+  EXPECT_EQ(src_port_for(4795, 70, 64), 4795 + 256 * 7);
+  EXPECT_EQ(src_port_for(4794, 0xC005, 4), 4794 + 256 * 2);
+  for (uint16_t listen : {4793, 4794, 4800, 5048})
+    for (uint16_t e : {0, 1, 63, 0xC000, 0xFFFF}) EXPECT_EQ(listen_port_from_src(src_port_for(listen, e, 64)), listen);
+  EXPECT_EQ(listen_port_from_src(4793), 4793);  // a single-path sender
+  EXPECT_EQ(listen_port_from_src(40000), 40000);
+  EXPECT_FALSE(parse_dpdk_query("ip=1.2.3.4:4792").ok());
+  EXPECT_FALSE(parse_dpdk_query("ip=1.2.3.4:5049").ok());
+  auto o = parse_dpdk_query("ip=1.2.3.4:5048&fabric=lay");
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(DpdkDriver::open(*o, 2).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(DpdkDriver, ExchangeHeadersAndArp) {
@@ -169,7 +174,7 @@ TEST(DpdkDriver, ExchangeHeadersAndArp) {
     for (size_t k = 0; k < g.data.size(); ++k) ASSERT_EQ(g.data[k], static_cast<uint8_t>(i + k));
     EXPECT_EQ(g.meta.peer, a->local_addr(0));
     EXPECT_EQ(g.meta.ecn, Ecn::kCe);
-    const uint16_t sport = src_port_for(4793, 0, static_cast<uint16_t>(0xC000 + i), 64);
+    const uint16_t sport = src_port_for(4793, static_cast<uint16_t>(0xC000 + i), 64);
     EXPECT_EQ(g.meta.entropy, sport);
     EXPECT_EQ(rte_be_to_cpu_16(g.udp.src_port), sport);
     EXPECT_EQ(rte_be_to_cpu_16(g.udp.dst_port), 4793);

@@ -123,15 +123,15 @@ absl::StatusOr<DpdkOptions> parse_dpdk_query(std::string_view query_std) {
       const size_t colon = value.find(':');
       ok = parse_ipv4(value.substr(0, colon), &o.ip) && o.ip != 0;
       if (ok && colon != sv::npos) ok = parse_uint(value.substr(colon + 1), &o.udp_port, 1, 65535);
-      if (ok) ok = o.udp_port + kSrcPortOffset + kSrcWindow * kMaxQueues <= 65536;
-      want = "A.B.C.D or A.B.C.D:PORT (PORT <= 61439 so the source windows fit)";
+      if (ok) ok = o.udp_port >= kPortBase && o.udp_port < kPortBase + kPortStride;
+      want = "A.B.C.D or A.B.C.D:PORT with PORT in 4793..5048 (the listening window)";
     } else if (key == "mtu") {
       bit = 1 << 4;
       ok = parse_uint(value, &o.mtu, 256, 9000);
       want = "an integer 256..9000";
     } else if (key == "entropies") {
       bit = 1 << 5;
-      ok = parse_uint(value, &o.entropies, 1, kSrcWindow);
+      ok = parse_uint(value, &o.entropies, 1, kMaxEntropies);
       want = "an integer 1..64";
     } else if (key == "mbufs") {
       bit = 1 << 6;
