@@ -13,6 +13,7 @@ packages=(
   valgrind                                 # callgrind instruction counts
   clang                                    # libFuzzer targets (tests/fuzz)
   python3                                  # result tables and plots
+  libdpdk-dev dpdk dpdk-dev                # drivers/dpdk (DPDK 22.11); dpdk-dev has dpdk-testpmd
 )
 
 missing=()

@@ -31,6 +31,8 @@ const char* kHelp =
     "  --driver URI     driver to open (default sim://perf); every end runs in this process.\n"
     "                   udp://IP[:PORT][?...]: without a port each end takes a free port\n"
     "                   block (port 0); with one, end i listens on PORT + i\n"
+    "  --peer-driver URI  the receiving contexts' driver (default: --driver), e.g. a\n"
+    "                   second port: dpdk://?port=1&ip=10.9.0.2\n"
     "  --op OP          send | write | read (default send). Latency: send and write\n"
     "                   (WRITE_WITH_IMM) ping-pong, reported one way; read reports\n"
     "                   the whole READ (request out, data back), as ib_read_lat does\n"
@@ -133,6 +135,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   const std::string uri = args.str("driver", "sim://perf");
+  // The receivers' URI when they need other options than the sender (a
+  // second NIC port: dpdk://?port=1&ip=...); default: --driver.
+  const std::string peer_uri = args.str("peer-driver", uri);
   const std::string op = args.str("op", "send");
   const std::string qp_type_s = args.str("qp-type", "rud");
   const std::string mode_s = args.str("mode", "library");
@@ -184,7 +189,7 @@ int main(int argc, char** argv) {
   hosts.reserve(1 + npeers);
   const bool threaded = mode_s == "threaded";
   hosts.push_back(open_host(host_uri(uri, 0), threaded));
-  for (int64_t p = 0; p < npeers; ++p) hosts.push_back(open_host(host_uri(uri, 1 + p), threaded));
+  for (int64_t p = 0; p < npeers; ++p) hosts.push_back(open_host(host_uri(peer_uri, 1 + p), threaded));
   const uint32_t depth = static_cast<uint32_t>(window) * 2 + 8;
   std::vector<Pair> pairs(nqps);
   for (int64_t q = 0; q < nqps; ++q) {

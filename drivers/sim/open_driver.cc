@@ -1,6 +1,7 @@
-// shoal::open_driver (driver_sdk.h): URI -> driver. `sim://` is parsed here;
-// `udp://` goes to drivers/udp (udp::open_udp); `dpdk://` is a known scheme
-// without a driver yet.
+// shoal::open_driver (driver_sdk.h): URI -> driver. `sim://` is parsed here
+// and always built; `udp://` goes to drivers/udp (udp::open_udp); `dpdk://`
+// to drivers/dpdk when the build found libdpdk (SHOAL_HAVE_DPDK, see
+// drivers/dpdk/meson.build), else it is Unimplemented.
 //
 // URI form: scheme://rest[?key=value&key=value]. For sim, `rest` names the
 // fabric (empty: "default"); the keys are mtu, inbox, loss, ecn, seed (see
@@ -13,6 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "drivers/sim/loopback.h"
 #include "drivers/udp/udp.h"
+#ifdef SHOAL_HAVE_DPDK
+#include "drivers/dpdk/dpdk.h"
+#endif
 #include "lib/base/status.h"
 #include "shoal/driver_sdk.h"
 
@@ -99,9 +103,12 @@ absl::StatusOr<std::unique_ptr<Driver>> open_driver(std::string_view uri_std, ui
   const sv scheme = uri.substr(0, sep), rest = uri.substr(sep + 3);
   if (scheme == "sim") return open_sim(rest, queues);
   if (scheme == "udp") return udp::open_udp(std::string_view(rest.data(), rest.size()), queues);
+#ifdef SHOAL_HAVE_DPDK
+  if (scheme == "dpdk") return dpdk::open_dpdk(std::string_view(rest.data(), rest.size()), queues);
+#endif
   if (scheme == "dpdk")
     return absl::UnimplementedError(
-        absl::StrCat("the ", scheme, " driver is not built yet (see the drivers issue)"));
+        absl::StrCat("the ", scheme, " driver is not built yet (see the drivers issue; dpdk needs libdpdk-dev)"));
   return absl::NotFoundError(
       absl::StrCat("no driver for scheme \"", scheme, "\" (known: sim, udp, dpdk)"));
 }

@@ -102,12 +102,17 @@
  *     capped by net.core.rmem_max/wmem_max for ordinary users). Port in
  *     use: EADDRINUSE; IP not local: EADDRNOTAVAIL. Address strings:
  *     "IP:PORT" or "IP" (port 4793).
- *   dpdk://[?eal=ARGS&port=ID&lcores=LIST&ip=IP&...]
- *     DPDK ethdev (drivers/dpdk). eal= is passed to rte_eal_init verbatim
- *     (percent-encoded; Shoal adds no EAL arguments of its own), port= is
- *     the ethdev port id (default 0), lcores= the lcores to run engines on
- *     (threaded mode), ip= the IPv4 address of this context. Address
- *     strings as for udp.
+ *   dpdk://[?eal=ARGS&port=ID&lcores=LIST&ip=IP[:PORT]&fabric=NAME&...]
+ *     DPDK ethdev (drivers/dpdk; all keys in drivers/dpdk/dpdk.h). eal= is
+ *     passed to rte_eal_init (percent-encoded, space-separated); Shoal adds
+ *     only "--no-huge" when no hugepages are free (logged). EAL starts once
+ *     per process: a later context passes the same eal= or none (another
+ *     one is EINVAL). port= is the ethdev port id (default 0), lcores= the
+ *     lcores to run engines on (threaded mode; parsed, not applied yet),
+ *     ip= the IPv4 address (and base UDP port, default 4793) of this
+ *     context; fabric=NAME gives each context its own net_ring port on an
+ *     in-process software switch (tests; ip= then defaults to 10.77.0.N).
+ *     Address strings as for udp.
  *
  * ABI GROWTH
  *   Input structs (shoal_open_attr, shoal_qp_init_attr) carry a comp_mask:

@@ -1,7 +1,8 @@
 // Conformance of the C API (include/shoal/verbs.h), run against one driver
 // URI: SHOAL_CONFORMANCE_URI (default "sim://"). Each meson test entry sets
-// it for one driver (sim://, udp://127.0.0.1:0 where port 0 gives each
-// context its own port block; dpdk:// later).
+// it for one driver (meson.build: sim://; udp://127.0.0.1:0, where port 0
+// gives each context its own port block; dpdk:// on the in-process net_ring
+// fabric).
 //
 // Two contexts on the same fabric talk; the test thread drives both
 // (library mode). Every wait is bounded: a broken build fails, never hangs.
