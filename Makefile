@@ -28,6 +28,10 @@ test-slow: build
 
 # ThreadSanitizer over the code that runs threads: the engine threads and
 # the C API in threaded mode (not part of `make test`: a second full build).
+# The suite runs on sim:// only: over udp:// the order between a target
+# placing bytes and the initiator's completion goes through the kernel
+# (an ACK on a socket), which ThreadSanitizer cannot see, so it reports
+# races that are not there.
 tsan: deps
 	test -f build-tsan/build.ninja || meson setup build-tsan -Db_sanitize=thread -Dbenchmarks=disabled
 	ninja -C build-tsan tests/conformance/api_conformance engine_test loopback_test spsc_ring_test udp_test
@@ -36,8 +40,6 @@ tsan: deps
 	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/spsc_ring_test
 	TSAN_OPTIONS=halt_on_error=1 ./build-tsan/udp_test
 	TSAN_OPTIONS=halt_on_error=1 SHOAL_CONFORMANCE_MODE=threaded ./build-tsan/tests/conformance/api_conformance
-	TSAN_OPTIONS=halt_on_error=1 SHOAL_CONFORMANCE_MODE=threaded SHOAL_CONFORMANCE_URI=udp://127.0.0.1:0 \
-	  ./build-tsan/tests/conformance/api_conformance
 
 bench: build
 	./bench/micro/run.sh $(BUILD)
