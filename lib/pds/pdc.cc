@@ -810,7 +810,8 @@ void Pdc::on_nack(const wire::NackHeader& nack, TimePoint now) {
       const uint32_t idx = slot_of(psn);
       TxSlot& s = slots_[idx];
       if (s.state != kInFlight) break;
-      if (++s.rnr > config_.max_rnr_retries) {
+      const uint32_t own = upper_->unit_budget(*this, s.cookie).rnr_retries;
+      if (++s.rnr > (own ? own : config_.max_rnr_retries)) {
         resolve_failed(idx, UnitFailure::kRnrExceeded, 0);
         while (una_ < next_psn_ && slots_[slot_of(una_)].state == kSacked) {
           slots_[slot_of(una_)].state = kFree;
@@ -858,8 +859,33 @@ void Pdc::on_rto(TimePoint now) {
     fail(now);
     return;
   }
+  // Units whose QP gave them a smaller budget than the PDC's end on their
+  // own; the target's hole closes with the clear PSN, as after a reject.
+  bool resolved = false;
+  for (uint32_t idx = tx_order_.front(); idx != kNoIndex;) {
+    const uint32_t next = tx_order_.next(idx);
+    const uint32_t own = slots_[idx].is_close ? 0 : upper_->unit_budget(*this, slots_[idx].cookie).timeouts;
+    if (own && rto_backoff_ + 1 >= own) {
+      ++counters_.unit_budget_failures;
+      resolve_failed(idx, UnitFailure::kRetryExceeded, 0);
+      resolved = true;
+    }
+    idx = next;
+  }
+  if (resolved) {
+    while (una_ < next_psn_ && slots_[slot_of(una_)].state == kSacked) {
+      slots_[slot_of(una_)].state = kFree;
+      ++una_;
+    }
+    if (tx_order_.empty()) {
+      ++rto_backoff_;
+      rto_ = min_dur(rto_ * 2, config_.max_rto);
+      return;
+    }
+  }
+  const TxSlot& head_now = slots_[tx_order_.front()];
   if (config_.retx == RetxMode::kGoBackN) {
-    lb_.on_timeout(head.entropy, now);
+    lb_.on_timeout(head_now.entropy, now);
     rewind_to(una_);
   } else {
     // Everything in flight is presumed lost (RACK-TLP, RFC 8985 6.3). Only

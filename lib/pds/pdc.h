@@ -168,6 +168,7 @@ struct PdsCounters {
   uint64_t nacks_dropped = 0;            // NACK queue full
   uint64_t rnr_nacks_sent = 0;
   uint64_t rnr_nacks_received = 0;
+  uint64_t unit_budget_failures = 0;  // units that ran out of their QP's retry budget before the PDC's
   uint64_t rejects_sent = 0;             // terminal SES NACKs
   uint64_t rejects_received = 0;
   uint64_t cleared_psns = 0;             // holes the sender declared resolved (clear PSN)
@@ -235,6 +236,14 @@ class PdsUpper {
   // A new request (not a duplicate) arrived for this PDC. For kRejected the
   // upper layer sets *ses_code (wire::SesReturnCode).
   virtual RequestVerdict on_request(Pdc& pdc, const wire::Packet& pkt, TimePoint now, uint8_t* ses_code) = 0;
+  // A unit's own budgets, smaller than the PDC's when its QP asked for that
+  // (verbs' retry_budget_us / rnr_budget_us). Asked only on the rare paths
+  // (an RNR NACK, an RTO), so the data path pays nothing for it.
+  struct UnitBudget {
+    uint32_t rnr_retries = 0;  // RNR NACKs it may collect; 0: PdsConfig::max_rnr_retries
+    uint32_t timeouts = 0;     // it fails on its own after this many timeouts in a row; 0: the PDC's budget
+  };
+  virtual UnitBudget unit_budget(Pdc& pdc, uint64_t cookie) { return {}; }
 };
 
 enum class PdcState : uint8_t {

@@ -104,6 +104,23 @@ void sgl_copy(const Segment* sgl, uint32_t n, uint64_t off, uint8_t* flat, uint3
   }
 }
 
+// A budget in microseconds as a count of backoff steps: the fewest steps,
+// starting at `first` and doubling up to `cap`, whose waits add up to at
+// least the budget; 0 (the PDC's own) for no budget or one the PDC's
+// `limit` already meets.
+uint8_t budget_steps(uint32_t budget_us, Duration first, Duration cap, uint32_t limit) {
+  if (budget_us == 0) return 0;
+  const Duration budget = Duration::micros(budget_us);
+  Duration sum, step = first;
+  uint32_t k = 0;
+  while (sum < budget && k < limit) {
+    sum += step;
+    step = min_dur(step * 2, cap);
+    ++k;
+  }
+  return k >= limit ? 0 : static_cast<uint8_t>(std::max<uint32_t>(k, 1));
+}
+
 uint64_t sgl_bytes(std::span<const Segment> sgl) {
   uint64_t n = 0;
   for (const Segment& s : sgl) n += s.len;
@@ -177,6 +194,10 @@ absl::Status Transport::post_send(const SendRequest& req) {
   msg.op = req.op;
   msg.remote_addr = req.remote_addr;
   msg.rkey = req.rkey;
+  msg.rnr_retries = budget_steps(req.rnr_budget_us, config_.pds.rnr_delay, Duration::max(),
+                                 config_.pds.max_rnr_retries);
+  msg.timeouts = budget_steps(req.retry_budget_us, config_.pds.initial_rto, config_.pds.max_rto,
+                              config_.pds.max_transmissions);
   msg.landed = 0;
   msg.request_acked = false;
   msg.read_slot = kNoIndex;
@@ -1039,6 +1060,17 @@ WcStatus status_of(pds::UnitFailure why, uint8_t ses_code) {
   return WcStatus::kRemInvReqErr;
 }
 }  // namespace
+
+pds::PdsUpper::UnitBudget Transport::unit_budget(pds::Pdc& pdc, uint64_t cookie) {
+  (void)pdc;
+  const TxMsg& msg = tx_msgs_[cookie >> 32];
+  UnitBudget b;
+  b.rnr_retries = msg.rnr_retries;
+  // The count of timeouts includes the first transmission's (the PDC's
+  // budget is max_transmissions, i.e. that many - 1 timeouts in a row).
+  b.timeouts = msg.timeouts ? msg.timeouts + 1u : 0u;
+  return b;
+}
 
 void Transport::on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure why, uint8_t ses_code) {
   (void)pdc;

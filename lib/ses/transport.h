@@ -136,6 +136,13 @@ struct SendRequest {
   bool has_imm = false;
   uint64_t imm = 0;
   bool signaled = true;
+  // Budgets of this message's QP, 0 = the PDC's (PdsConfig): the peer silent
+  // this long ends it with kRetryExcErr, no receive buffer at the target for
+  // this long with kRnrRetryExcErr. Both are rounded up to whole backoff
+  // steps (RTOs from PdsConfig::initial_rto, RNR waits from rnr_delay, each
+  // doubling), and neither goes beyond the PDC's own budget.
+  uint32_t retry_budget_us = 0;
+  uint32_t rnr_budget_us = 0;
 };
 
 struct TransportConfig {
@@ -289,6 +296,8 @@ class Transport final : public pds::PdsUpper {
     bool signaled;
     bool failed;
     uint8_t nsge;
+    uint8_t rnr_retries;  // its budgets as counts (pds::PdsUpper::UnitBudget), 0 = the PDC's
+    uint8_t timeouts;
     WcStatus fail_status;  // set with `failed`
     DeliveryMode mode;
     uint8_t tc;
@@ -363,6 +372,7 @@ class Transport final : public pds::PdsUpper {
   size_t write_unit(pds::Pdc& pdc, uint64_t cookie, std::span<uint8_t> out, wire::NextHdr* next_hdr) override;
   void on_unit_acked(pds::Pdc& pdc, uint64_t cookie) override;
   void on_unit_failed(pds::Pdc& pdc, uint64_t cookie, pds::UnitFailure why, uint8_t ses_code) override;
+  UnitBudget unit_budget(pds::Pdc& pdc, uint64_t cookie) override;
   pds::RequestVerdict on_request(pds::Pdc& pdc, const wire::Packet& pkt, TimePoint now, uint8_t* ses_code) override;
   uint32_t peek_unit_bytes(pds::Pdc& pdc) override;
   uint64_t backlog_bytes(pds::Pdc& pdc, uint32_t* units) override;
