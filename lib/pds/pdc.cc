@@ -341,6 +341,7 @@ void Pdc::on_timeout(TimePoint now) {
     // CREDIT_REQ: it (or the CREDIT answering it) may have been lost.
     credit_req_retry_ = TimePoint::max();
     credit_req_due_ = true;
+    credit_req_repeat_ = true;
   }
   fire_loss_timers(now);
   // Last: the timers above may have queued retransmissions behind the pacing time.
@@ -919,17 +920,25 @@ void Pdc::request_credit(TimePoint now, TxBatch& batch) {
   backlog = std::min<uint64_t>(backlog, uint64_t{1} << 30);
   const uint64_t total = cc::eqds_request_total(cc_, backlog);
   const bool blocked = credit_blocked_ && backlog != 0;
-  if (total > credit_req_sent_ || (blocked && credit_req_retry_.is_max())) {
+  const bool repeat = credit_req_repeat_ && blocked;
+  credit_req_repeat_ = false;
+  bool sent = false;
+  if (total > credit_req_sent_ || repeat) {
     if (!emit_ctrl(wire::CtrlType::kCreditReq, next_psn_, static_cast<uint32_t>(total), batch)) {
-      credit_req_due_ = true;
+      credit_req_due_ = true;  // no room in this batch: next poll
+      credit_req_repeat_ = repeat;
       return;
     }
     ++counters_.credit_reqs_sent;
     credit_req_sent_ = std::max(credit_req_sent_, total);
-    // Repeated on the RTO clock while still blocked (see on_timeout).
-    credit_req_retry_ = blocked ? now + rto_ : TimePoint::max();
-  } else if (!blocked) {
+    sent = true;
+  }
+  // Blocked with a backlog: say it again an RTO from now unless credit comes
+  // first (on_credit disarms; the next block re-arms).
+  if (!blocked) {
     credit_req_retry_ = TimePoint::max();
+  } else if (sent || credit_req_retry_.is_max()) {
+    credit_req_retry_ = now + rto_;
   }
 }
 

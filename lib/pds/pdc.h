@@ -431,6 +431,7 @@ class Pdc {
   bool pace_wait_ = false;        // a data packet waits for next_send_ns_
   bool credit_blocked_ = false;   // EQDS: waiting for credit with work to send
   bool credit_req_due_ = false;   // EQDS: see whether the request total grew
+  bool credit_req_repeat_ = false;  // EQDS: send the request even if it did not grow
   bool window_blocked_ = false;   // the next new unit did not fit the CC window (until the next event)
   uint8_t reo_wnd_mult_ = 1;
   bool receiver_started_ = false;
