@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "apps/shoal-sim/json.h"
@@ -170,6 +171,16 @@ absl::StatusOr<pds::RetxMode> parse_retx(const std::string& s) {
   return absl::InvalidArgumentError("--retx wants sack or gbn, got '" + s + "'");
 }
 
+// --cc and --lb into the transport config; an unknown name or bad knob is
+// a command-line error (exit 2), not an abort in the Transport constructor.
+absl::Status apply_cc_lb(Args& args, ses::TransportConfig* cfg) {
+  cfg->pds.cc = args.str("cc", cfg->pds.cc);
+  cfg->pds.lb = args.str("lb", cfg->pds.lb);
+  absl::Status st = ses::Transport::validate(*cfg);
+  if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("--cc/--lb: ", st.message()));
+  return absl::OkStatus();
+}
+
 absl::Status check_probability(const char* name, double p) {
   if (p < 0 || p > 1) return absl::InvalidArgumentError(absl::StrFormat("--%s must be in [0, 1], got %g", name, p));
   return absl::OkStatus();
@@ -193,6 +204,11 @@ int run_pair_chaos(Args& args, bool json) {
   GET_OR_EXIT(delay_us, args.f64("delay-us", 2));
   GET_OR_EXIT(seed, args.i64("seed", 1));
   GET_OR_EXIT(limit_s, args.f64("time-limit-s", 60));
+  ses::TransportConfig cfg;
+  if (auto st = apply_cc_lb(args, &cfg); !st.ok()) {
+    std::fprintf(stderr, "shoal-sim: %s\n", std::string(st.message()).c_str());
+    return 2;
+  }
   if (int rc = fail_flags(args)) return rc;
   for (auto [n, p] : {std::pair{"loss", loss}, {"reorder", reorder}, {"dup", dup}, {"corrupt", corrupt}, {"trim", trim}}) {
     if (auto st = check_probability(n, p); !st.ok()) {
@@ -206,7 +222,6 @@ int run_pair_chaos(Args& args, bool json) {
     return 2;
   }
 
-  ses::TransportConfig cfg;
   cfg.pds.retx = retx;
   sim::LinkConfig link;
   link.rate_gbps = gbps;
@@ -247,8 +262,9 @@ int run_pair_chaos(Args& args, bool json) {
   if (mode == pds::DeliveryMode::kRod && r.order_violations)
     broken = absl::StrFormat("ROD delivered %u messages out of order", r.order_violations);
 
-  std::printf("pair-chaos  mode=%s retx=%s seed=%d  link %.0f Gb/s, %.1f us one way\n",
-              pds::to_string(mode), pds::to_string(retx), static_cast<int>(seed), gbps, delay_us);
+  std::printf("pair-chaos  mode=%s retx=%s cc=%s lb=%s seed=%d  link %.0f Gb/s, %.1f us one way\n",
+              pds::to_string(mode), pds::to_string(retx), cfg.pds.cc.c_str(), cfg.pds.lb.c_str(),
+              static_cast<int>(seed), gbps, delay_us);
   std::printf("  chaos: loss %g  reorder %g  dup %g  corrupt %g  trim %g\n", loss, reorder, dup, corrupt, trim);
   std::printf("  %-22s %12u\n", "messages sent", static_cast<unsigned>(r.posted));
   std::printf("  %-22s %12u\n", "delivered intact", static_cast<unsigned>(r.delivered));
@@ -265,6 +281,7 @@ int run_pair_chaos(Args& args, bool json) {
   if (json) {
     JsonObject o;
     o.add("scenario", "pair-chaos").add("mode", pds::to_string(mode)).add("retx", pds::to_string(retx))
+        .add("cc", cfg.pds.cc).add("lb", cfg.pds.lb)
         .add("seed", static_cast<int64_t>(seed)).add("msg_size", static_cast<int64_t>(msg_size))
         .add("messages_sent", r.posted).add("delivered", r.delivered)
         .add("duplicates_delivered", r.duplicates).add("corrupt_delivered", r.corrupt)
@@ -276,6 +293,11 @@ int run_pair_chaos(Args& args, bool json) {
         .add("spurious_retransmits", p0.spurious_retransmits + p1.spurious_retransmits).add("tlp_probes", p0.tlp_probes + p1.tlp_probes)
         .add("duplicates_suppressed", p0.rx_duplicates + p1.rx_duplicates)
         .add("trimmed", p0.rx_trimmed + p1.rx_trimmed).add("nacks_sent", p0.nacks_sent + p1.nacks_sent)
+        .add("pacing_waits", p0.pacing_waits + p1.pacing_waits)
+        .add("credit_blocked", p0.credit_blocked + p1.credit_blocked)
+        .add("credit_reqs_sent", p0.credit_reqs_sent + p1.credit_reqs_sent)
+        .add("credits_sent", c0.credits_sent + c1.credits_sent)
+        .add("entropies_chosen", sim.host(0).lb_counters().choices + sim.host(1).lb_counters().choices)
         .add("goodput_fraction", goodput).add("sim_seconds", r.sim_seconds)
         .add("events", sim.events()).add("ok", broken.empty());
     if (!broken.empty()) o.add("error", broken);
@@ -293,6 +315,11 @@ int run_loss_sweep(Args& args, bool json) {
   GET_OR_EXIT(gbps, args.f64("link-gbps", 400));
   GET_OR_EXIT(rtt_us, args.f64("rtt-us", 10));
   GET_OR_EXIT(seed, args.i64("seed", 1));
+  ses::TransportConfig base_cfg;
+  if (auto st = apply_cc_lb(args, &base_cfg); !st.ok()) {
+    std::fprintf(stderr, "shoal-sim: %s\n", std::string(st.message()).c_str());
+    return 2;
+  }
   if (int rc = fail_flags(args)) return rc;
   if (messages < 1 || gbps <= 0 || rtt_us < 0) {
     std::fprintf(stderr, "shoal-sim: need --messages >= 1, --link-gbps > 0, --rtt-us >= 0\n");
@@ -306,7 +333,7 @@ int run_loss_sweep(Args& args, bool json) {
   bool all_ok = true;
   for (pds::RetxMode retx : {pds::RetxMode::kSelective, pds::RetxMode::kGoBackN}) {
     for (double loss : losses) {
-      ses::TransportConfig cfg;
+      ses::TransportConfig cfg = base_cfg;
       cfg.pds.retx = retx;
       sim::LinkConfig link;
       link.rate_gbps = gbps;
@@ -389,6 +416,11 @@ int run_pair_throughput(Args& args, bool json) {
   GET_OR_EXIT(msg_size, args.i64("msg-size", 64));
   GET_OR_EXIT(window, args.i64("window", 512));
   const std::string only = args.str("only", "both");
+  ses::TransportConfig cfg;
+  if (auto st = apply_cc_lb(args, &cfg); !st.ok()) {
+    std::fprintf(stderr, "shoal-sim: %s\n", std::string(st.message()).c_str());
+    return 2;
+  }
   if (int rc = fail_flags(args)) return rc;
   if (only != "both" && only != "shoal" && only != "bare") {
     std::fprintf(stderr, "shoal-sim: --only wants both, shoal or bare, got '%s'\n", only.c_str());
@@ -416,7 +448,6 @@ int run_pair_throughput(Args& args, bool json) {
   }
   // Two transports joined directly: whatever one emits, the other receives
   // at once. No event queue, no link model: this measures the protocol core.
-  ses::TransportConfig cfg;
   ses::Transport a(cfg, 1, 1), b(cfg, 2, 2);
   const size_t sz = static_cast<size_t>(msg_size);
   std::vector<uint8_t> payload(std::max<size_t>(1, sz), 0xab);

@@ -20,14 +20,20 @@ const std::vector<Scenario>& scenarios() {
        "    --link-gbps G    link rate (default 100)\n"
        "    --delay-us U     one-way delay (default 2)\n"
        "    --seed S         seed of the whole run (default 1)\n"
-       "    --time-limit-s T virtual seconds before giving up (default 60)\n",
+       "    --time-limit-s T virtual seconds before giving up (default 60)\n"
+       "    --cc NAME        congestion control: fixed, swift, dcqcn, eqds (default fixed)\n"
+       "    --lb NAME        path selection: ecmp, spray, adaptive (default ecmp)\n"
+       ,
        run_pair_chaos},
       {"loss-sweep",
        "selective repeat vs go-back-N goodput at random loss 0..1e-2 (400 Gb/s, 10 us RTT)",
        "    --messages N     4096 B messages per run (default 40000)\n"
        "    --link-gbps G    link rate (default 400)\n"
        "    --rtt-us U       round-trip propagation delay (default 10)\n"
-       "    --seed S         seed (default 1)\n",
+       "    --seed S         seed (default 1)\n"
+       "    --cc NAME        congestion control: fixed, swift, dcqcn, eqds (default fixed)\n"
+       "    --lb NAME        path selection: ecmp, spray, adaptive (default ecmp)\n"
+       ,
        run_loss_sweep},
       {"pair-throughput",
        "engine cost: two transports through a zero-delay in-memory link, one thread",
@@ -35,7 +41,10 @@ const std::vector<Scenario>& scenarios() {
        "    --msg-size B     bytes per message (default 64)\n"
        "    --window N       messages outstanding (default 512)\n"
        "    --only both|shoal|bare  run Shoal, the bare-link reference (no protocol,\n"
-       "                     two copies per message), or both in one run (default)\n",
+       "                     two copies per message), or both in one run (default)\n"
+       "    --cc NAME        congestion control: fixed, swift, dcqcn, eqds (default fixed)\n"
+       "    --lb NAME        path selection: ecmp, spray, adaptive (default ecmp)\n"
+       ,
        run_pair_throughput},
       {"pool-scale",
        "many QPs on few peers through one switch: PDCs per peer, state per PDC and QP, 0-RTT first message",

@@ -163,6 +163,7 @@ void Pdc::on_packet(const wire::Packet& pkt, const RxMeta& meta, TimePoint now) 
     return;
   }
   if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return;
+  window_blocked_ = false;  // an ACK, NACK or CREDIT may change the window
   switch (pkt.prologue.type) {
     case wire::PdsType::kRudReq:
     case wire::PdsType::kRodReq:
@@ -205,8 +206,9 @@ bool Pdc::wants_transmit(TimePoint now) const {
     const TxSlot& s = slots_[retx_.front()];
     if (s.not_before_ns <= now.ns() && cc::cc_window_allows(cc_, inflight_bytes_, s.len)) return true;
   }
-  // New data: some room in the window (poll_transmit checks the exact size).
-  return upper_ready_ && !close_requested_ && window_open() &&
+  // New data: room in the window (poll_transmit checked the exact size of
+  // the next unit if it did not fit).
+  return upper_ready_ && !close_requested_ && window_open() && !window_blocked_ &&
          cc::cc_window_allows(cc_, uint64_t{inflight_bytes_} + retx_bytes_, 1);
 }
 
@@ -307,7 +309,15 @@ TimePoint Pdc::next_deadline() const {
   if (state_ == PdcState::kClosed) return ack_due_;
   if (state_ == PdcState::kFailed) return TimePoint::max();
   TimePoint t = ack_due_;
-  if (!retx_.empty()) t = min_time(t, TimePoint::from_ns(slots_[retx_.front()].not_before_ns));
+  if (!retx_.empty()) {
+    // The end of its RNR wait (or a time past: due now), unless pacing, the
+    // window or credit hold it: their own events wake it then, and a time
+    // already past would only make the owner spin.
+    const TxSlot& front = slots_[retx_.front()];
+    if (!pace_wait_ && !credit_blocked_ && cc::cc_window_allows(cc_, inflight_bytes_, front.len)) {
+      t = min_time(t, TimePoint::from_ns(front.not_before_ns));
+    }
+  }
   if (!tx_order_.empty()) {
     t = min_time(t, rto_deadline());
     t = min_time(t, tlp_deadline_);
@@ -320,8 +330,9 @@ TimePoint Pdc::next_deadline() const {
 
 void Pdc::on_timeout(TimePoint now) {
   if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return;
+  window_blocked_ = false;
   // The ACK timer needs no action here: poll_transmit sends it when due;
-  // neither does the pacing time (note_pacing below drops the wait).
+  // neither does the pacing time (note_pacing drops the wait).
   if (cc_ops_->next_timer != nullptr && cc_ops_->next_timer(cc_, config_.cc_params) <= now) {
     cc_ops_->on_timer(cc_, config_.cc_params, now);
   }
@@ -330,8 +341,14 @@ void Pdc::on_timeout(TimePoint now) {
     // CREDIT_REQ: it (or the CREDIT answering it) may have been lost.
     credit_req_retry_ = TimePoint::max();
     credit_req_due_ = true;
+    credit_req_repeat_ = true;
   }
+  fire_loss_timers(now);
+  // Last: the timers above may have queued retransmissions behind the pacing time.
   note_pacing(now);
+}
+
+void Pdc::fire_loss_timers(TimePoint now) {
   if (tx_order_.empty()) return;
   if (rack_deadline_ <= now) {
     rack_deadline_ = TimePoint::max();
@@ -412,7 +429,11 @@ bool Pdc::may_send_new_slow(TimePoint now, uint32_t cap) {
   if (!cc_.credit_limited && !paced(now) && (charged == 0 || charged + cap <= cc_.cwnd_bytes)) return true;
   const uint32_t body = upper_->peek_unit_bytes(*this);
   if (body == 0) return !paced(now);  // nothing queued: next_unit() says so
-  return may_send(now, charged, request_header_size() + body + static_cast<uint32_t>(wire::kTrailerSize));
+  if (may_send(now, charged, request_header_size() + body + static_cast<uint32_t>(wire::kTrailerSize))) return true;
+  // Remembered so that wants_transmit() is exact until an ACK, loss, credit
+  // or timer changes the window.
+  window_blocked_ = !paced(now);
+  return false;
 }
 
 TimePoint Pdc::rto_deadline() const {
@@ -938,17 +959,25 @@ void Pdc::request_credit(TimePoint now, TxBatch& batch) {
   backlog = std::min<uint64_t>(backlog, uint64_t{1} << 30);
   const uint64_t total = cc::eqds_request_total(cc_, backlog);
   const bool blocked = credit_blocked_ && backlog != 0;
-  if (total > credit_req_sent_ || (blocked && credit_req_retry_.is_max())) {
+  const bool repeat = credit_req_repeat_ && blocked;
+  credit_req_repeat_ = false;
+  bool sent = false;
+  if (total > credit_req_sent_ || repeat) {
     if (!emit_ctrl(wire::CtrlType::kCreditReq, next_psn_, static_cast<uint32_t>(total), batch)) {
-      credit_req_due_ = true;
+      credit_req_due_ = true;  // no room in this batch: next poll
+      credit_req_repeat_ = repeat;
       return;
     }
     ++counters_.credit_reqs_sent;
     credit_req_sent_ = std::max(credit_req_sent_, total);
-    // Repeated on the RTO clock while still blocked (see on_timeout).
-    credit_req_retry_ = blocked ? now + rto_ : TimePoint::max();
-  } else if (!blocked) {
+    sent = true;
+  }
+  // Blocked with a backlog: say it again an RTO from now unless credit comes
+  // first (on_credit disarms; the next block re-arms).
+  if (!blocked) {
     credit_req_retry_ = TimePoint::max();
+  } else if (sent || credit_req_retry_.is_max()) {
+    credit_req_retry_ = now + rto_;
   }
 }
 

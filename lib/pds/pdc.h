@@ -402,6 +402,7 @@ class Pdc {
   void rewind_to(Psn from);  // go-back-N
   void rtt_sample(Duration rtt);
   void on_rto(TimePoint now);
+  void fire_loss_timers(TimePoint now);  // RACK, RTO, TLP
   void fail(TimePoint now);
   TimePoint rto_deadline() const;
   // EQDS: the request total grew (or must be repeated): send CREDIT_REQ.
@@ -448,6 +449,8 @@ class Pdc {
   bool pace_wait_ = false;        // a data packet waits for next_send_ns_
   bool credit_blocked_ = false;   // EQDS: waiting for credit with work to send
   bool credit_req_due_ = false;   // EQDS: see whether the request total grew
+  bool credit_req_repeat_ = false;  // EQDS: send the request even if it did not grow
+  bool window_blocked_ = false;   // the next new unit did not fit the CC window (until the next event)
   uint8_t reo_wnd_mult_ = 1;
   bool receiver_started_ = false;
   bool trigger_is_new_ = false;

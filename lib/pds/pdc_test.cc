@@ -17,6 +17,8 @@
 #include <set>
 #include <vector>
 
+#include "lib/base/rng.h"
+#include "lib/lb/lb.h"
 #include "lib/wire/wire.h"
 
 namespace shoal::pds {
@@ -1265,6 +1267,356 @@ TEST(PdcTest, AbortFailsOutstandingUnitsWithClosed) {
   p.run_for(Duration::millis(5));
   for (size_t i = before; i < p.log.size(); ++i) EXPECT_FALSE(p.log[i].a_to_b);
   EXPECT_EQ(p.ua.failed.size(), 5u);
+}
+
+// ===========================================================================
+// Congestion control and path selection wired into the PDC
+// ===========================================================================
+
+namespace cctest {
+
+// A congestion-control algorithm that records every hook it gets. The
+// window and pacing rate it publishes are test knobs.
+struct CcLog {
+  uint64_t window = uint64_t{1} << 40;
+  uint64_t pacing_rate = 0;
+  int inits = 0;
+  int sends = 0;
+  uint64_t sent_bytes = 0;
+  int acks = 0;
+  uint64_t acked_bytes = 0;
+  uint32_t acked_packets = 0;
+  uint32_t ce_packets = 0;
+  int rtt_samples = 0;
+  uint64_t last_in_flight = ~uint64_t{0};
+  int losses = 0;
+  uint32_t lost_packets = 0;
+  int trims = 0;
+  uint64_t trimmed_bytes = 0;
+  int timeouts = 0;
+};
+CcLog cc_log;
+
+void rec_init(cc::CcState& s, const cc::CcParams&, TimePoint) {
+  ++cc_log.inits;
+  s.cwnd_bytes = cc_log.window;
+  s.pacing_rate = cc_log.pacing_rate;
+}
+void rec_ack(cc::CcState&, const cc::CcParams&, const cc::AckSample& a) {
+  ++cc_log.acks;
+  cc_log.acked_bytes += a.acked_bytes;
+  cc_log.acked_packets += a.acked_packets;
+  cc_log.ce_packets += a.ce_packets;
+  cc_log.rtt_samples += a.rtt > Duration::zero();
+  cc_log.last_in_flight = a.bytes_in_flight;
+}
+void rec_loss(cc::CcState&, const cc::CcParams&, const cc::LossSample& l) {
+  ++cc_log.losses;
+  cc_log.lost_packets += l.lost_packets;
+}
+void rec_timeout(cc::CcState&, const cc::CcParams&, const cc::TimeoutSample&) { ++cc_log.timeouts; }
+void rec_trim(cc::CcState&, const cc::CcParams&, const cc::TrimSample& t) {
+  ++cc_log.trims;
+  cc_log.trimmed_bytes += t.trimmed_bytes;
+}
+void rec_send(cc::CcState&, const cc::CcParams&, uint32_t bytes, TimePoint) {
+  ++cc_log.sends;
+  cc_log.sent_bytes += bytes;
+}
+
+// A path-selection policy that hands out base + k for the k-th choice and
+// records the order of choices and feedback.
+struct LbEvent {
+  char what;  // 'c' choose, 'a' ack, 'l' loss, 't' trim, 'o' timeout
+  uint16_t entropy;
+  bool ce;
+  Duration rtt;
+};
+std::vector<LbEvent> lb_log;
+uint16_t lb_next = 0;
+
+void lbrec_init(lb::LbState&, const lb::LbParams&, uint64_t) {}
+uint16_t lbrec_choose(lb::LbState& s, TimePoint, Rng&) {
+  const uint16_t e = static_cast<uint16_t>(s.params->entropy_base + (lb_next++ % s.params->entropy_count));
+  lb_log.push_back({'c', e, false, Duration::zero()});
+  return e;
+}
+void lbrec_ack(lb::LbState&, uint16_t e, Duration rtt, bool ce, TimePoint) { lb_log.push_back({'a', e, ce, rtt}); }
+void lbrec_loss(lb::LbState&, uint16_t e, TimePoint) { lb_log.push_back({'l', e, false, Duration::zero()}); }
+void lbrec_trim(lb::LbState&, uint16_t e, TimePoint) { lb_log.push_back({'t', e, false, Duration::zero()}); }
+void lbrec_timeout(lb::LbState&, uint16_t e, TimePoint) { lb_log.push_back({'o', e, false, Duration::zero()}); }
+
+void register_test_algorithms() {
+  static bool done = [] {
+    cc::CcOps c;
+    c.name = "test-recorder";
+    c.init = rec_init;
+    c.on_ack = rec_ack;
+    c.on_loss = rec_loss;
+    c.on_timeout = rec_timeout;
+    c.on_trim = rec_trim;
+    c.on_send = rec_send;
+    EXPECT_TRUE(cc::register_cc(c).ok());
+    lb::LbOps l;
+    l.name = "test-recorder";
+    l.init = lbrec_init;
+    l.choose_entropy = lbrec_choose;
+    l.on_ack = lbrec_ack;
+    l.on_loss = lbrec_loss;
+    l.on_trim = lbrec_trim;
+    l.on_timeout = lbrec_timeout;
+    EXPECT_TRUE(lb::register_lb(l).ok());
+    return true;
+  }();
+  (void)done;
+  cc_log = CcLog();
+  lb_log.clear();
+  lb_next = 0;
+}
+
+PdsConfig recorder_config() {
+  register_test_algorithms();
+  PdsConfig c = base_config();
+  c.cc = "test-recorder";
+  c.lb = "test-recorder";
+  c.lb_params.entropy_base = 0xD000;
+  c.lb_params.entropy_count = 1024;
+  return c;
+}
+
+}  // namespace cctest
+
+TEST(PdcCcTest, UnknownNamesAreRefusedByValidate) {
+  PdsConfig c = base_config();
+  EXPECT_TRUE(validate(c).ok());
+  c.cc = "no-such-cc";
+  EXPECT_EQ(validate(c).code(), absl::StatusCode::kInvalidArgument);
+  c = base_config();
+  c.lb = "no-such-lb";
+  EXPECT_FALSE(validate(c).ok());
+  c = base_config();
+  c.lb_params.entropy_count = 3;  // not a power of two
+  EXPECT_FALSE(validate(c).ok());
+}
+
+TEST(PdcCcTest, EveryHookGetsItsSignal) {
+  using cctest::cc_log;
+  PdsConfig cfg = cctest::recorder_config();
+  cfg.tail_loss_probe = false;
+  Pair p(cfg, Psn(100));
+  constexpr int kUnits = 120;
+  p.ua.add_units(0, kUnits);
+  // PSN 110, 111 and the last lost (RACK finds them: the trim's resend
+  // goes after them), 130 trimmed (NACK), 140 CE-marked; then one more unit
+  // lost with nothing after it, which only the RTO finds.
+  const uint32_t lone = 100 + kUnits;
+  p.a2b_filter = [&](const Rec& r) {
+    Fate f;
+    if (!r.is_request() || r.tx_num != 1) return f;
+    f.drop = r.psn() == 110 || r.psn() == 111 || r.psn() == 100 + kUnits - 1 || r.psn() == lone;
+    f.trim = r.psn() == 130;
+    f.ce = r.psn() == 140;
+    return f;
+  };
+  ASSERT_TRUE(p.transfer(0, kUnits));
+  p.ua.add_units(kUnits, 1);
+  p.a->wake();
+  ASSERT_TRUE(p.transfer(kUnits, 1));
+  expect_each_once(p.ub.received, 0, kUnits + 1, "received");
+  const PdsCounters& c = p.a->counters();
+  EXPECT_EQ(cc_log.inits, 2);  // both PDCs
+  // on_send for every transmission, new and retransmitted, with its length.
+  EXPECT_EQ(cc_log.sends, static_cast<int>(c.tx_requests));
+  EXPECT_EQ(cc_log.sent_bytes, c.tx_request_bytes);
+  EXPECT_EQ(c.retransmits, 5u);
+  // Acked: every unit once, with RTT samples and the one CE mark echoed.
+  EXPECT_EQ(cc_log.acked_packets, static_cast<uint32_t>(kUnits + 1));
+  EXPECT_EQ(cc_log.acked_bytes, uint64_t{kUnits + 1} * (12 + 44 + 64 + 4));
+  EXPECT_EQ(cc_log.ce_packets, 1u);
+  EXPECT_GT(cc_log.rtt_samples, 0);
+  EXPECT_EQ(cc_log.last_in_flight, 0u);
+  EXPECT_EQ(p.a->bytes_in_flight(), 0u);
+  // RACK's three losses, the trim as a trim (not a loss), the lone one by RTO.
+  EXPECT_EQ(cc_log.lost_packets, 3u);
+  EXPECT_EQ(c.rack_losses, 3u);
+  EXPECT_EQ(cc_log.trims, 1);
+  EXPECT_EQ(cc_log.trimmed_bytes, uint64_t{12 + 44 + 64 + 4});
+  EXPECT_EQ(cc_log.timeouts, static_cast<int>(c.rto_fires));
+  EXPECT_EQ(c.rto_fires, 1u);
+}
+
+TEST(PdcCcTest, WindowCountsBytesNotPackets) {
+  // The same byte window admits four times as many packets of a quarter the size.
+  for (size_t payload : {256u, 1008u}) {
+    SCOPED_TRACE(payload);
+    PdsConfig cfg = cctest::recorder_config();
+    cctest::cc_log.window = 8 * 1024;
+    Pair p(cfg, Psn(0));
+    p.ua.payload_size = payload;
+    p.a2b_gap = Duration::micros(1);
+    p.ua.add_units(0, 200);
+    uint32_t max_in_flight = 0;
+    p.on_emit = [&](const Rec& r) {
+      if (r.a_to_b) max_in_flight = std::max(max_in_flight, p.a->bytes_in_flight());
+    };
+    ASSERT_TRUE(p.transfer(0, 200));
+    const uint32_t packet = static_cast<uint32_t>(12 + 44 + payload + 4);
+    EXPECT_LE(max_in_flight, 8 * 1024u);
+    EXPECT_GT(max_in_flight, 8 * 1024u - packet);
+  }
+}
+
+TEST(PdcCcTest, PacingSpacesDataPackets) {
+  PdsConfig cfg = cctest::recorder_config();
+  cctest::cc_log.pacing_rate = 1'000'000'000;  // 1 byte per ns
+  Pair p(cfg, Psn(0));
+  p.ua.add_units(0, 50);
+  ASSERT_TRUE(p.transfer(0, 50));
+  expect_each_once(p.ub.received, 0, 50, "received");
+  const auto reqs = p.requests();
+  ASSERT_EQ(reqs.size(), 50u);
+  for (size_t i = 1; i < reqs.size(); ++i) {
+    // Each packet leaves no sooner than its predecessor's bytes at 1 B/ns.
+    EXPECT_GE((reqs[i]->t - reqs[i - 1]->t).ns(), static_cast<int64_t>(reqs[i - 1]->tx.len)) << i;
+  }
+  // The run took ~50 packet times, not one instant.
+  EXPECT_GE((reqs.back()->t - reqs.front()->t).ns(), 49 * 124);
+  EXPECT_GT(p.a->counters().pacing_waits, 0u);
+}
+
+TEST(PdcLbTest, EachTransmissionTakesAnEntropyAndFeedbackNamesIt) {
+  using cctest::lb_log;
+  PdsConfig cfg = cctest::recorder_config();
+  cfg.tail_loss_probe = false;
+  Pair p(cfg, Psn(100));
+  constexpr int kUnits = 60;
+  p.ua.add_units(0, kUnits);
+  std::map<uint32_t, uint16_t> first_entropy;  // PSN -> entropy of its first transmission
+  p.a2b_filter = [&](const Rec& r) {
+    Fate f;
+    if (!r.is_request()) return f;
+    if (r.tx_num == 1) first_entropy[r.psn()] = r.tx.entropy;
+    if (r.tx_num != 1) return f;
+    f.drop = r.psn() == 110;
+    f.trim = r.psn() == 120;
+    f.ce = r.psn() == 130;
+    return f;
+  };
+  ASSERT_TRUE(p.transfer(0, kUnits));
+  // Requests carry the policy's entropies, one choice per transmission;
+  // ACKs keep the PDC's fixed one.
+  int chosen = 0;
+  for (const auto& e : lb_log) chosen += e.what == 'c';
+  EXPECT_EQ(chosen, static_cast<int>(p.requests().size()));
+  std::set<uint16_t> used;
+  for (const Rec* r : p.requests()) used.insert(r->tx.entropy);
+  EXPECT_EQ(used.size(), p.requests().size());  // this policy never repeats here
+  for (const Rec* r : p.acks()) EXPECT_EQ(r->tx.entropy, 0x4321);
+  // The loss is reported on the lost packet's entropy before the choice for
+  // its retransmission; the trim on the trimmed one; the CE on the marked one.
+  auto find = [&](char what, uint16_t e) {
+    for (size_t i = 0; i < lb_log.size(); ++i)
+      if (lb_log[i].what == what && lb_log[i].entropy == e) return static_cast<int>(i);
+    return -1;
+  };
+  const int loss = find('l', first_entropy[110]);
+  ASSERT_GE(loss, 0);
+  const Rec* retx = nullptr;
+  for (const Rec* r : p.requests(true))
+    if (r->psn() == 110) retx = r;
+  ASSERT_TRUE(retx);
+  EXPECT_NE(retx->tx.entropy, first_entropy[110]);
+  EXPECT_LT(loss, find('c', retx->tx.entropy));
+  EXPECT_GE(find('t', first_entropy[120]), 0);
+  EXPECT_EQ(find('l', first_entropy[120]), -1);  // a trim is not a loss
+  bool ce_seen = false;
+  for (const auto& e : lb_log)
+    if (e.what == 'a' && e.entropy == first_entropy[130]) ce_seen = e.ce;
+  EXPECT_TRUE(ce_seen);
+  // Every delivered packet is acked on the entropy it went on, once.
+  int acks = 0;
+  for (const auto& e : lb_log) acks += e.what == 'a';
+  EXPECT_EQ(acks, kUnits);
+}
+
+// Spraying reorders: packets on different paths overtake each other. RACK's
+// time-based window must take that for what it is.
+TEST(PdcLbTest, SprayedReorderingIsNotLoss) {
+  PdsConfig cfg = base_config();
+  cfg.lb = "spray";
+  // No serialization queue at the sender: a packet leaves when the PDC sends
+  // it (as in PairSim, which polls only when its NIC is free), so RACK's
+  // send times are departure times and only the paths reorder.
+  Pair p(cfg, Psn(7));
+  constexpr int kUnits = 3000;
+  p.ua.add_units(0, kUnits);
+  Rng rng(42);
+  p.a2b_filter = [&](const Rec& r) {
+    Fate f;
+    // Each path its own queueing: up to 2 us on a 10 us RTT.
+    if (r.is_request()) f.extra = Duration::nanos(static_cast<int64_t>(rng.below(2000)));
+    return f;
+  };
+  ASSERT_TRUE(p.transfer(0, kUnits));
+  expect_each_once(p.ub.received, 0, kUnits, "received");
+  std::set<uint16_t> used;
+  for (const Rec* r : p.requests()) {
+    used.insert(r->tx.entropy);
+    EXPECT_GE(r->tx.entropy, cfg.lb_params.entropy_base);
+    EXPECT_LT(r->tx.entropy, cfg.lb_params.entropy_base + cfg.lb_params.entropy_count);
+  }
+  EXPECT_EQ(used.size(), cfg.lb_params.entropy_count);  // sprayed over every path
+  // Heavily reordered at the receiver...
+  int inversions = 0;
+  for (size_t i = 1; i < p.b_arrivals.size(); ++i)
+    inversions += Psn(p.b_arrivals[i].second) < Psn(p.b_arrivals[i - 1].second);
+  EXPECT_GT(inversions, kUnits / 4);
+  // ...and not one retransmission.
+  EXPECT_EQ(p.count_retx(), 0u);
+  EXPECT_EQ(p.a->counters().rack_losses, 0u);
+  EXPECT_EQ(p.a->counters().spurious_retransmits, 0u);
+  EXPECT_EQ(p.a->counters().rto_fires, 0u);
+}
+
+TEST(PdcLbTest, SprayedWithRealLossResendsExactlyTheLostOnOtherPaths) {
+  PdsConfig cfg = base_config();
+  cfg.lb = "spray";
+  // No serialization queue at the sender: a packet leaves when the PDC sends
+  // it (as in PairSim, which polls only when its NIC is free), so RACK's
+  // send times are departure times and only the paths reorder.
+  Pair p(cfg, Psn(7));
+  constexpr int kUnits = 3000;
+  p.ua.add_units(0, kUnits);
+  Rng rng(43);
+  std::set<uint32_t> dropped;
+  std::map<uint32_t, uint16_t> dropped_entropy;
+  p.a2b_filter = [&](const Rec& r) {
+    Fate f;
+    if (!r.is_request()) return f;
+    f.extra = Duration::nanos(static_cast<int64_t>(rng.below(2000)));
+    if (r.tx_num == 1 && rng.bernoulli(0.02)) {
+      f.drop = true;
+      dropped.insert(r.psn());
+      dropped_entropy[r.psn()] = r.tx.entropy;
+    }
+    return f;
+  };
+  ASSERT_TRUE(p.transfer(0, kUnits));
+  expect_each_once(p.ub.received, 0, kUnits, "received");
+  expect_each_once(p.ua.acked, 0, kUnits, "acked");
+  ASSERT_GT(dropped.size(), 20u);
+  // Each resend takes the next path of the spray, not the lost one's
+  // (oblivious spraying may come round to it again, 1 in 256 here).
+  std::set<uint32_t> resent;
+  size_t same_path = 0;
+  for (const Rec* r : p.requests(true)) {
+    resent.insert(r->psn());
+    same_path += dropped_entropy.count(r->psn()) && r->tx.entropy == dropped_entropy[r->psn()];
+  }
+  EXPECT_LE(same_path * 10, dropped.size());
+  EXPECT_EQ(resent, dropped);  // the lost ones, and only those
+  EXPECT_EQ(p.count_retx(), dropped.size());
+  EXPECT_EQ(p.a->counters().spurious_retransmits, 0u);
 }
 
 }  // namespace

@@ -15,6 +15,9 @@
 //  - a target keeps a closed PDC for `close_linger` so that a retransmitted
 //    CLOSE is answered, then frees it.
 //
+// Its PDCs share one pds::PdcShared (the spray generator and the
+// path-selection counters, lb_counters()), so per-PDC state stays small.
+//
 // Invariants: ids are 1..max_pdcs (0 means "none"); an id is in at most one
 // of the idle lists; a PDC is findable by its key exactly while it is open.
 // Thread: the engine's.

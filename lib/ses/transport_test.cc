@@ -8,6 +8,7 @@
 
 #include <deque>
 #include <functional>
+#include <map>
 #include <numeric>
 #include <set>
 #include <vector>
@@ -759,6 +760,284 @@ TEST(Transport, BadArgumentsReturnDocumentedErrors) {
   EXPECT_TRUE(q.h(0).post_send(send_to(buf, 1)).ok());
   EXPECT_TRUE(q.h(0).post_send(send_to(buf, 2)).ok());
   EXPECT_EQ(q.h(0).post_send(send_to(buf, 3)).code(), absl::StatusCode::kResourceExhausted);
+}
+
+// ===========================================================================
+// EQDS: receiver credit over the transport
+// ===========================================================================
+
+// Three transports (hosts 0, 1 send to host 2) joined by a wire with a fixed
+// one-way delay and no rate: only credit limits what the senders put on it.
+// `fate` may drop or trim any datagram.
+class Trio {
+ public:
+  enum Fate { kDeliver, kDrop, kTrim };
+  explicit Trio(const TransportConfig& cfg) {
+    for (int i = 0; i < 3; ++i) hosts_[i] = std::make_unique<Transport>(cfg, i + 1, 100 + i);
+  }
+  Transport& h(int i) { return *hosts_[i]; }
+
+  void collect() {
+    for (int i = 0; i < 3; ++i) {
+      while (link_.poll(*hosts_[i], now, [&](std::span<const uint8_t> dg, const TxPacket& tx) {
+        Wire w{std::vector<uint8_t>(dg.begin(), dg.end()), i, static_cast<int>(tx.peer) - 1, false};
+        if (on_send) on_send(w, tx);
+        const Fate f = fate ? fate(w) : kDeliver;
+        if (f == kDrop) return;
+        if (f == kTrim) {
+          w.bytes.resize(wire::kCcRequestSize + wire::kSesRequestSize);  // headers only, no trailer
+          w.trimmed = true;
+        }
+        wire_.emplace(std::make_pair((now + delay).ns(), seq_++), std::move(w));
+      }) == link_.burst()) {
+      }
+    }
+  }
+  // Runs until done() or nothing is left before `limit`.
+  bool run(const std::function<bool()>& done, Duration limit) {
+    const TimePoint end = now + limit;
+    for (int guard = 0; guard < 10000000; ++guard) {
+      collect();
+      if (done()) return true;
+      TimePoint t = wire_.empty() ? TimePoint::max() : TimePoint::from_ns(wire_.begin()->first.first);
+      for (int i = 0; i < 3; ++i) t = min_time(t, hosts_[i]->next_deadline());
+      if (t.is_max() || t > end) return done();
+      now = max_time(now, t);
+      while (!wire_.empty() && wire_.begin()->first.first <= now.ns()) {
+        const Wire w = wire_.begin()->second;
+        wire_.erase(wire_.begin());
+        RxMeta meta;
+        meta.peer = static_cast<PeerAddr>(w.from + 1);
+        meta.trimmed = w.trimmed;
+        if (on_deliver) on_deliver(w);
+        hosts_[w.to]->on_datagram(w.bytes, meta, now);
+      }
+      for (int i = 0; i < 3; ++i)
+        if (hosts_[i]->next_deadline() <= now) hosts_[i]->on_timeout(now);
+    }
+    return done();
+  }
+
+  struct Wire {
+    std::vector<uint8_t> bytes;
+    int from, to;
+    bool trimmed;
+  };
+  static wire::Packet parse(const Wire& w) {
+    wire::Packet pkt;
+    if (w.trimmed) {
+      EXPECT_EQ(wire::parse_trimmed(w.bytes, pkt), wire::WireError::kOk);
+    } else {
+      EXPECT_EQ(wire::parse_datagram(w.bytes, pkt), wire::WireError::kOk);
+    }
+    return pkt;
+  }
+  static bool is_data(const wire::Packet& p) {
+    return p.prologue.type == wire::PdsType::kRudCcReq || p.prologue.type == wire::PdsType::kRudReq;
+  }
+  static bool is_ctrl(const wire::Packet& p, wire::CtrlType t) {
+    return p.prologue.type == wire::PdsType::kCtrl && p.ctrl.ctrl_type() == t;
+  }
+
+  TimePoint now = TimePoint::zero() + Duration::micros(1);
+  Duration delay = Duration::micros(2);
+  std::function<Fate(const Wire&)> fate;
+  std::function<void(const Wire&, const TxPacket&)> on_send;
+  std::function<void(const Wire&)> on_deliver;
+
+ private:
+  std::unique_ptr<Transport> hosts_[3];
+  std::map<std::pair<int64_t, uint64_t>, Wire> wire_;
+  uint64_t seq_ = 0;
+  sim::DirectLink link_{16};
+};
+
+TransportConfig eqds_config() {
+  TransportConfig c;
+  c.pds.cc = "eqds";
+  // One BDP of 100 Gb/s x 10 us: 125 kB unsolicited, then credit.
+  c.pds.cc_params.link_rate = 100e9 / 8;
+  c.pds.cc_params.base_rtt = Duration::micros(10);
+  return c;
+}
+
+// The sender PDC of host `h` (its only initiator PDC).
+const pds::Pdc* sender_pdc(Transport& t) {
+  const pds::Pdc* found = nullptr;
+  t.pool().for_each([&](uint16_t id, const pds::Pdc& pdc) {
+    if (t.pool().initiator(id)) found = &pdc;
+  });
+  return found;
+}
+
+TEST(TransportEqds, ConfigNamesAreValidated) {
+  TransportConfig c = eqds_config();
+  EXPECT_TRUE(Transport::validate(c).ok());
+  c.pds.cc = "cubic";
+  EXPECT_EQ(Transport::validate(c).code(), absl::StatusCode::kInvalidArgument);
+  c = eqds_config();
+  c.pds.lb = "random-walk";
+  EXPECT_FALSE(Transport::validate(c).ok());
+  // Only a receiver-credit CC gets a scheduler.
+  Transport fixed(TransportConfig(), 1, 1), eqds(eqds_config(), 2, 2);
+  EXPECT_EQ(fixed.credit_scheduler(), nullptr);
+  EXPECT_NE(eqds.credit_scheduler(), nullptr);
+}
+
+TEST(TransportEqds, TwoSendersBeyondTheInitialWindowCompleteOnCredit) {
+  const TransportConfig cfg = eqds_config();
+  Trio t(cfg);
+  const uint64_t initial = cc::eqds_initial_window(cfg.pds.cc_params);
+  constexpr size_t kBig = 1 << 20, kSmall = 300000;
+  const auto big0 = pattern(kBig, 1), big1 = pattern(kBig, 2), small0 = pattern(kSmall, 3), small1 = pattern(kSmall, 4);
+  std::vector<std::vector<uint8_t>> rbufs(4, std::vector<uint8_t>(kBig));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(t.h(2).post_recv(0, rbufs[i], i).ok());
+  for (int s = 0; s < 2; ++s) {
+    SendRequest r;
+    r.peer = 3;
+    r.data = s == 0 ? big0 : big1;
+    r.wr_id = 10 + s;
+    ASSERT_TRUE(t.h(s).post_send(r).ok());
+    r.data = s == 0 ? small0 : small1;
+    r.wr_id = 20 + s;
+    ASSERT_TRUE(t.h(s).post_send(r).ok());
+  }
+  // Data each sender put on the wire before the first CREDIT reached it, and
+  // credit never overdrawn at any step.
+  uint64_t before_credit[2] = {0, 0};
+  bool credited[2] = {false, false};
+  t.on_send = [&](const Trio::Wire& w, const TxPacket& tx) {
+    const wire::Packet p = Trio::parse(w);
+    if (w.from < 2 && Trio::is_data(p)) {
+      EXPECT_EQ(p.prologue.type, wire::PdsType::kRudCcReq);
+      EXPECT_EQ(p.request.req_cc_state, tx.len);  // what the sender charged
+      if (!credited[w.from]) before_credit[w.from] += tx.len;
+    }
+  };
+  t.on_deliver = [&](const Trio::Wire& w) {
+    if (w.to < 2 && Trio::is_ctrl(Trio::parse(w), wire::CtrlType::kCredit)) credited[w.to] = true;
+  };
+  std::vector<Completion> rx, tx[2];
+  auto finished = [&] {
+    Completion wc[8];
+    uint32_t n;
+    for (int s = 0; s < 2; ++s) {
+      if (const pds::Pdc* pdc = sender_pdc(t.h(s))) EXPECT_GE(pdc->cc_state().credit_bytes, 0);
+      while ((n = t.h(s).poll_completions(wc, 8)) > 0) tx[s].insert(tx[s].end(), wc, wc + n);
+    }
+    while ((n = t.h(2).poll_completions(wc, 8)) > 0) rx.insert(rx.end(), wc, wc + n);
+    return rx.size() == 4 && tx[0].size() == 2 && tx[1].size() == 2;
+  };
+  const TimePoint start = t.now;
+  ASSERT_TRUE(t.run(finished, Duration::millis(20)));
+  for (const Completion& c : rx) {
+    ASSERT_EQ(c.status, WcStatus::kSuccess);
+    const std::vector<uint8_t>& want = c.peer == 1 ? (c.byte_len == kBig ? big0 : small0)
+                                                   : (c.byte_len == kBig ? big1 : small1);
+    EXPECT_TRUE(std::equal(want.begin(), want.end(), rbufs[c.wr_id].begin())) << c.wr_id;
+  }
+  for (int s = 0; s < 2; ++s) {
+    EXPECT_EQ(tx[s][0].status, WcStatus::kSuccess);
+    EXPECT_EQ(tx[s][1].status, WcStatus::kSuccess);
+    // The unsolicited window went at once; everything else waited for credit.
+    EXPECT_GT(before_credit[s], initial - 5000);
+    EXPECT_LE(before_credit[s], initial);
+    const pds::PdsCounters& c = sender_pdc(t.h(s))->counters();
+    EXPECT_GT(c.credit_reqs_sent, 0u);
+    EXPECT_GT(c.credits_received, 100u);
+    EXPECT_GT(c.credit_blocked, 0u);
+  }
+  // The receiver granted both, at its line rate less the headroom: 2.6 MB
+  // beyond the two unsolicited windows take at least their time at 98 Gb/s.
+  const cc::CreditScheduler& sched = *t.h(2).credit_scheduler();
+  EXPECT_GT(sched.counters().granted_bytes, 2 * (kBig + kSmall) - 2 * initial);
+  EXPECT_GT(t.h(2).counters().credits_sent, 100u);
+  const double granted_s = static_cast<double>(sched.counters().granted_bytes) / sched.grant_rate();
+  EXPECT_GE((t.now - start).sec(), granted_s);
+}
+
+TEST(TransportEqds, TrimmedPacketIsRegrantedAndResent) {
+  const TransportConfig cfg = eqds_config();
+  Trio t(cfg);
+  const auto msg = pattern(400000, 5);  // beyond the initial window: credit in play
+  std::vector<uint8_t> rbuf(msg.size());
+  ASSERT_TRUE(t.h(2).post_recv(0, rbuf, 1).ok());
+  SendRequest r;
+  r.peer = 3;
+  r.data = msg;
+  ASSERT_TRUE(t.h(0).post_send(r).ok());
+  // Trim the 40th data packet (sent on credit, after the unsolicited window).
+  int data_seen = 0;
+  uint32_t trimmed_psn = 0, trimmed_len = 0;
+  int resent = 0;
+  t.fate = [&](const Trio::Wire& w) {
+    const wire::Packet p = Trio::parse(w);
+    if (w.from != 0 || !Trio::is_data(p)) return Trio::kDeliver;
+    if (trimmed_len != 0 && p.request.psn == trimmed_psn) ++resent;
+    if (++data_seen != 40) return Trio::kDeliver;
+    trimmed_psn = p.request.psn;
+    trimmed_len = p.request.req_cc_state;
+    return Trio::kTrim;
+  };
+  bool complete = false;
+  ASSERT_TRUE(t.run([&] {
+    Completion wc[2];
+    complete |= t.h(2).poll_completions(wc, 2) == 1;
+    return complete;
+  }, Duration::millis(20)));
+  EXPECT_EQ(rbuf, msg);
+  ASSERT_NE(trimmed_len, 0u);
+  // The receiver took the trimmed header's charged length as demand at once
+  // (not the few bytes that survived), NACKed, and the sender resent it once.
+  EXPECT_EQ(t.h(2).credit_scheduler()->counters().trimmed_bytes, trimmed_len);
+  EXPECT_EQ(t.h(2).pds_counters().nacks_sent, 1u);
+  EXPECT_EQ(resent, 1);
+  const pds::PdsCounters& c = sender_pdc(t.h(0))->counters();
+  EXPECT_EQ(c.retransmits, 1u);
+  EXPECT_EQ(c.rto_fires, 0u);
+}
+
+TEST(TransportEqds, LostCreditsAndRequestsAreRepaired) {
+  const TransportConfig cfg = eqds_config();
+  Trio t(cfg);
+  const auto msg = pattern(600000, 6);
+  std::vector<uint8_t> rbuf(msg.size());
+  ASSERT_TRUE(t.h(2).post_recv(0, rbuf, 1).ok());
+  SendRequest r;
+  r.peer = 3;
+  r.data = msg;
+  ASSERT_TRUE(t.h(0).post_send(r).ok());
+  // The first two CREDIT_REQs and every third CREDIT vanish (later grants
+  // carry the total, so they repair those), and so does the last CREDIT:
+  // nothing follows it, so only the sender's request repeated on its RTO
+  // clock, answered with the grant total again, gets the message done.
+  const uint64_t packets = (msg.size() + cfg.mtu_payload - 1) / cfg.mtu_payload;
+  const uint64_t charged = msg.size() + packets * (wire::kCcRequestSize + wire::kSesRequestSize + wire::kTrailerSize);
+  const uint64_t final_total = charged - cc::eqds_initial_window(cfg.pds.cc_params);
+  int reqs = 0, credits = 0;
+  bool last_dropped = false;
+  t.fate = [&](const Trio::Wire& w) {
+    const wire::Packet p = Trio::parse(w);
+    if (Trio::is_ctrl(p, wire::CtrlType::kCreditReq) && ++reqs <= 2) return Trio::kDrop;
+    if (Trio::is_ctrl(p, wire::CtrlType::kCredit)) {
+      if (p.ctrl.payload == final_total && !last_dropped) {
+        last_dropped = true;
+        return Trio::kDrop;
+      }
+      if (++credits % 3 == 0) return Trio::kDrop;
+    }
+    return Trio::kDeliver;
+  };
+  bool complete = false;
+  ASSERT_TRUE(t.run([&] {
+    Completion wc[2];
+    complete |= t.h(2).poll_completions(wc, 2) == 1;
+    return complete;
+  }, Duration::millis(50)));
+  EXPECT_EQ(rbuf, msg);
+  EXPECT_TRUE(last_dropped);
+  EXPECT_GT(sender_pdc(t.h(0))->counters().credit_reqs_sent, 2u);
+  EXPECT_GE(t.h(2).counters().credit_repeats, 1u);
 }
 
 }  // namespace
