@@ -510,9 +510,14 @@ struct shoal_qp_init_attr {
   void *qp_context;          /* application pointer: shoal_qp_context() */
   struct shoal_qp_cap cap;
   uint32_t sq_sig_all;       /* non-zero: every send WR is signaled */
-  /* SHOAL_QP_INIT_ATTR_BUDGETS (0 = context default): */
-  uint32_t retry_budget_us;  /* peer silent this long: RETRY_EXC_ERR */
-  uint32_t rnr_budget_us;    /* no receive posted this long: RNR_RETRY_EXC_ERR */
+  /* SHOAL_QP_INIT_ATTR_BUDGETS (0 = context default). Budgets can only be
+   * shorter than the context's: PDCs are shared, and a PDC gives up on a
+   * silent peer by its own budget (12 timeouts in a row, RTO doubling up to
+   * 100 ms) or RNR budget (7 RNR waits from 50 us, doubling). */
+  uint32_t retry_budget_us;  /* peer silent this long for a WR: RETRY_EXC_ERR,
+                                at the first retransmission timeout after it */
+  uint32_t rnr_budget_us;    /* no receive posted this long: RNR_RETRY_EXC_ERR,
+                                rounded up to whole RNR waits */
   uint32_t reserved[2];
 };
 

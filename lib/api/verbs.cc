@@ -190,6 +190,8 @@ struct shoal_qp {
   void* qp_context;
   shoal_qp_cap cap;
   bool sig_all;
+  uint32_t retry_budget_us = 0;  // SHOAL_QP_INIT_ATTR_BUDGETS; 0 = the engine's
+  uint32_t rnr_budget_us = 0;
   uint32_t sends_outstanding = 0;
   uint32_t recvs_posted = 0;
 };
@@ -636,6 +638,10 @@ int shoal_create_qp(struct shoal_pd* pd, const struct shoal_qp_init_attr* attr, 
   if (!cst.ok()) return fail(cst);
   auto* qp = new shoal_qp{pd, &es, *qp_index, attr->qp_type, attr->send_cq, attr->recv_cq, attr->qp_context,
                           attr->cap, attr->sq_sig_all != 0};
+  if (attr->comp_mask & SHOAL_QP_INIT_ATTR_BUDGETS) {
+    qp->retry_budget_us = attr->retry_budget_us;
+    qp->rnr_budget_us = attr->rnr_budget_us;
+  }
   es.qp_by_index[*qp_index] = qp;
   ++attr->send_cq->qp_refs;
   ++attr->recv_cq->qp_refs;
@@ -847,6 +853,8 @@ int shoal_post_send(struct shoal_qp* qp, struct shoal_send_wr* wr, struct shoal_
       r.rkey = wr->wr.rdma.rkey;
     }
     r.imm = wr->imm_data;
+    r.retry_budget_us = qp->retry_budget_us;
+    r.rnr_budget_us = qp->rnr_budget_us;
     // The core always reports back, so that the record and the MR pin are
     // released; an unsignaled success is then not shown to the application.
     r.signaled = true;

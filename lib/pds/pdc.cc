@@ -687,6 +687,7 @@ void Pdc::on_ack(const wire::AckHeader& ack, TimePoint now) {
   }
   if (progressed) {
     rto_backoff_ = 0;
+    last_progress_us_ = static_cast<uint32_t>(now.ns() / 1000);
     tlp_used_ = false;
     tlp_pending_ = false;
     if (tx_order_.empty()) tlp_deadline_ = TimePoint::max();
@@ -881,12 +882,22 @@ void Pdc::on_rto(TimePoint now) {
     return;
   }
   // Units whose QP gave them a smaller budget than the PDC's end on their
-  // own; the target's hole closes with the clear PSN, as after a reject.
+  // own (at the first RTO after it ran out); the target's hole closes with
+  // the clear PSN, as after a reject.
   bool resolved = false;
   for (uint32_t idx = tx_order_.front(); idx != kNoIndex;) {
     const uint32_t next = tx_order_.next(idx);
-    const uint32_t own = slots_[idx].is_close ? 0 : upper_->unit_budget(*this, slots_[idx].cookie).timeouts;
-    if (own && rto_backoff_ + 1 >= own) {
+    bool expired = false;
+    if (!slots_[idx].is_close) {
+      const PdsUpper::UnitBudget b = upper_->unit_budget(*this, slots_[idx].cookie);
+      if (b.retry_budget > Duration::zero()) {
+        const uint32_t now_us = static_cast<uint32_t>(now.ns() / 1000);
+        const int64_t since_progress_us = static_cast<uint32_t>(now_us - last_progress_us_);
+        const Duration silent = min_dur(now - b.since, Duration::micros(since_progress_us));
+        expired = silent >= b.retry_budget;
+      }
+    }
+    if (expired) {
       ++counters_.unit_budget_failures;
       resolve_failed(idx, UnitFailure::kRetryExceeded, 0);
       resolved = true;

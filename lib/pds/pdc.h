@@ -241,7 +241,12 @@ class PdsUpper {
   // (an RNR NACK, an RTO), so the data path pays nothing for it.
   struct UnitBudget {
     uint32_t rnr_retries = 0;  // RNR NACKs it may collect; 0: PdsConfig::max_rnr_retries
-    uint32_t timeouts = 0;     // it fails on its own after this many timeouts in a row; 0: the PDC's budget
+    // It fails on its own (kRetryExceeded) at the first RTO once the peer
+    // has been silent this long for it: no ACK progress since `since` (when
+    // it was handed to the PDC) or since the last progress, whichever is
+    // later. Zero: only the PDC's budget applies.
+    Duration retry_budget;
+    TimePoint since;
   };
   virtual UnitBudget unit_budget(Pdc& pdc, uint64_t cookie) { return {}; }
 };
@@ -443,7 +448,6 @@ class Pdc {
   bool close_requested_ = false;
   bool close_sent_ = false;
   bool have_rtt_ = false;
-  uint32_t rto_backoff_ = 0;  // timeouts in a row with no ACK progress (the retry budget)
   bool tlp_pending_ = false;      // a probe is due in poll_transmit
   bool tlp_used_ = false;         // one probe per tail episode
   bool pace_wait_ = false;        // a data packet waits for next_send_ns_
@@ -474,6 +478,11 @@ class Pdc {
   IndexList<SlotLinks> retx_;      // declared lost, waiting to go again
   uint32_t inflight_bytes_ = 0;    // lengths of the slots on tx_order_
   uint32_t retx_bytes_ = 0;        // lengths of the slots on retx_
+  uint32_t rto_backoff_ = 0;  // timeouts in a row with no ACK progress (the retry budget)
+  // When an ACK last acknowledged something new, in microseconds modulo
+  // 2^32 (unit budgets compare silences far shorter than the 71-minute wrap;
+  // 4 bytes keep the Pdc within its cache lines).
+  uint32_t last_progress_us_ = 0;
   int64_t next_send_ns_ = 0;       // pacing: no data packet before this
   uint64_t next_tx_seq_ = 1;
   uint64_t rack_seq_ = 0;         // newest transmission known delivered

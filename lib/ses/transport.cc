@@ -196,8 +196,7 @@ absl::Status Transport::post_send(const SendRequest& req) {
   msg.rkey = req.rkey;
   msg.rnr_retries = budget_steps(req.rnr_budget_us, config_.pds.rnr_delay, Duration::max(),
                                  config_.pds.max_rnr_retries);
-  msg.timeouts = budget_steps(req.retry_budget_us, config_.pds.initial_rto, config_.pds.max_rto,
-                              config_.pds.max_transmissions);
+  msg.retry_budget_us = req.retry_budget_us;
   msg.landed = 0;
   msg.request_acked = false;
   msg.read_slot = kNoIndex;
@@ -807,8 +806,9 @@ bool Transport::next_unit(pds::Pdc& pdc, uint64_t* cookie, bool* last) {
   // it) when their first packet leaves, so that a message dropped before
   // that (its QP destroyed) leaves no hole in the order. READ requests and
   // responses are matched by their read slot instead.
-  if (msg.next_packet == 0 && (msg.op == SendOp::kSend || msg.op == SendOp::kWrite)) {
-    msg.msg_id = slot.next_msg_id++;
+  if (msg.next_packet == 0) {
+    msg.started = last_now_;
+    if (msg.op == SendOp::kSend || msg.op == SendOp::kWrite) msg.msg_id = slot.next_msg_id++;
   }
   *cookie = (uint64_t{m} << 32) | msg.next_packet;
   if (credit_cc_) unqueue_bytes(pdc.local_id(), msg, msg.next_packet, msg.next_packet + 1);
@@ -1066,9 +1066,8 @@ pds::PdsUpper::UnitBudget Transport::unit_budget(pds::Pdc& pdc, uint64_t cookie)
   const TxMsg& msg = tx_msgs_[cookie >> 32];
   UnitBudget b;
   b.rnr_retries = msg.rnr_retries;
-  // The count of timeouts includes the first transmission's (the PDC's
-  // budget is max_transmissions, i.e. that many - 1 timeouts in a row).
-  b.timeouts = msg.timeouts ? msg.timeouts + 1u : 0u;
+  b.retry_budget = Duration::micros(msg.retry_budget_us);
+  b.since = msg.started;
   return b;
 }
 

@@ -137,10 +137,10 @@ struct SendRequest {
   uint64_t imm = 0;
   bool signaled = true;
   // Budgets of this message's QP, 0 = the PDC's (PdsConfig): the peer silent
-  // this long ends it with kRetryExcErr, no receive buffer at the target for
-  // this long with kRnrRetryExcErr. Both are rounded up to whole backoff
-  // steps (RTOs from PdsConfig::initial_rto, RNR waits from rnr_delay, each
-  // doubling), and neither goes beyond the PDC's own budget.
+  // this long ends it with kRetryExcErr (at the first RTO after that), no
+  // receive buffer at the target for this long with kRnrRetryExcErr (rounded
+  // up to whole RNR waits, which start at rnr_delay and double). Neither goes
+  // beyond the PDC's own budget.
   uint32_t retry_budget_us = 0;
   uint32_t rnr_budget_us = 0;
 };
@@ -296,8 +296,9 @@ class Transport final : public pds::PdsUpper {
     bool signaled;
     bool failed;
     uint8_t nsge;
-    uint8_t rnr_retries;  // its budgets as counts (pds::PdsUpper::UnitBudget), 0 = the PDC's
-    uint8_t timeouts;
+    uint8_t rnr_retries;        // its RNR budget as a count of RNR waits, 0 = the PDC's
+    uint32_t retry_budget_us;   // 0 = the PDC's
+    TimePoint started;          // its first packet went to the PDC (retry budget clock)
     WcStatus fail_status;  // set with `failed`
     DeliveryMode mode;
     uint8_t tc;

@@ -1095,3 +1095,77 @@ TEST(Transport, DestroyingAQpFlushesItsUnstartedSendsAndLeavesNoHoleInRodOrder) 
 
 }  // namespace
 }  // namespace shoal::ses
+
+namespace shoal::ses {
+namespace {
+
+// Budgets per message (a QP's retry_budget_us / rnr_budget_us): a message
+// with a small budget ends early while one on the same PDC with the PDC's
+// budget goes on.
+TEST(Transport, AMessagesOwnRnrBudgetEndsItBeforeThePdcsBudget) {
+  Pair p(small_mtu());
+  const auto a = pattern(100, 1), b = pattern(100, 2);
+  SendRequest quick = send_to(a, 1);
+  quick.rnr_budget_us = 120;  // 50 + 100 us of RNR waits: two retries
+  ASSERT_TRUE(p.h(0).post_send(quick).ok());
+  ASSERT_TRUE(p.h(0).post_send(send_to(b, 2)).ok());  // the PDC's 7 retries
+  std::vector<Completion> sc;
+  const TimePoint start = p.now;
+  while (sc.empty() && p.now < start + Duration::millis(50)) {
+    const TimePoint until = p.now + Duration::micros(20);
+    p.run(Duration::micros(20));
+    p.now = max_time(p.now, until);  // run() stops early when nothing is due
+    sc = p.completions(0);
+  }
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].wr_id, 1u);
+  EXPECT_EQ(sc[0].status, WcStatus::kRnrRetryExcErr);
+  EXPECT_LT(p.now - start, Duration::millis(1));
+  p.run(Duration::millis(50));
+  sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].wr_id, 2u);
+  EXPECT_EQ(sc[0].status, WcStatus::kRnrRetryExcErr);
+}
+
+TEST(Transport, AMessagesOwnRetryBudgetEndsItWhileThePdcGoesOn) {
+  Pair p(small_mtu());
+  const auto a = pattern(100, 1), b = pattern(100, 2);
+  std::vector<uint8_t> r0(200), r1(200);
+  ASSERT_TRUE(p.h(1).post_recv(0, r0, 1).ok());
+  ASSERT_TRUE(p.h(1).post_recv(0, r1, 2).ok());
+  SendRequest warm = send_to(a, 9);
+  ASSERT_TRUE(p.h(0).post_send(warm).ok());
+  p.run(Duration::millis(1));
+  ASSERT_EQ(p.completions(0).size(), 1u);
+  // The target goes silent.
+  SendRequest quick = send_to(a, 1);
+  quick.retry_budget_us = 1000;
+  ASSERT_TRUE(p.h(0).post_send(quick).ok());
+  ASSERT_TRUE(p.h(0).post_send(send_to(b, 2)).ok());
+  const TimePoint start = p.now;
+  std::vector<Completion> sc;
+  while (sc.empty() && p.now < start + Duration::seconds(2)) {
+    const TimePoint until = p.now + Duration::micros(100);
+    p.run(Duration::micros(100), [](const Datagram& d) { return d.to == 0; });
+    p.now = max_time(p.now, until);  // run() stops early when nothing is due
+    sc = p.completions(0);
+  }
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].wr_id, 1u);
+  EXPECT_EQ(sc[0].status, WcStatus::kRetryExcErr);
+  EXPECT_LT(p.now - start, Duration::millis(10));
+  EXPECT_GE(p.now - start, Duration::micros(1000));
+  EXPECT_EQ(p.h(0).pdcs_open(), 1u);  // the PDC itself has not given up
+  EXPECT_GT(p.h(0).pds_counters().unit_budget_failures, 0u);
+  // The path heals: the other message still arrives, and the first one's
+  // hole at the target is closed by the clear PSN.
+  p.run(Duration::millis(400));
+  sc = p.completions(0);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].wr_id, 2u);
+  EXPECT_EQ(sc[0].status, WcStatus::kSuccess);
+}
+
+}  // namespace
+}  // namespace shoal::ses

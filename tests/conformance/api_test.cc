@@ -422,6 +422,59 @@ TEST_F(Api, VanishedPeerFailsOutstandingSendsWithRetryExceeded) {
   for (const auto& wc : sc) EXPECT_EQ(wc.status, SHOAL_WC_RETRY_EXC_ERR);
 }
 
+// A QP's budgets (SHOAL_QP_INIT_ATTR_BUDGETS) end its WRs before those of
+// a QP with the context's defaults, on the same PDC: the budgeted WR
+// completes first while the other is still being retried.
+TEST_F(Api, QpBudgetsEndWorkBeforeTheContextDefaults) {
+  shoal_qp_init_attr qa{};
+  qa.comp_mask = SHOAL_QP_INIT_ATTR_BUDGETS;
+  qa.qp_type = SHOAL_QPT_RUD;
+  qa.send_cq = a.cq;
+  qa.recv_cq = a.cq;
+  qa.cap.max_send_wr = 16;
+  qa.cap.max_recv_wr = 16;
+  qa.cap.max_send_sge = 1;
+  qa.cap.max_recv_sge = 1;
+  qa.rnr_budget_us = 200;     // the default: 7 doubling waits from 50 us, about 6 ms
+  qa.retry_budget_us = 5000;  // the default: 12 timeouts, hundreds of ms
+  shoal_qp* qp = nullptr;
+  ASSERT_EQ(shoal_create_qp(a.pd, &qa, &qp), 0) << shoal_last_error();
+  extra_qps[0].push_back(qp);
+  auto& src = buffer(100, 1);
+  shoal_mr* smr = reg(a, src);
+  shoal_ah* ah = ah_to(a, b, b.qp);
+  // No receive posted at b.
+  ASSERT_EQ(post_send(a, a.qp, ah, smr, src.data(), 100, 10), 0);
+  ASSERT_EQ(post_send(a, qp, ah, smr, src.data(), 100, 1), 0);
+  auto sc = wait(a, 1, 30);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].wr_id, 1u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_RNR_RETRY_EXC_ERR);
+  sc = wait(a, 1, 30);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].wr_id, 10u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_RNR_RETRY_EXC_ERR);
+  // b vanishes.
+  ASSERT_EQ(shoal_destroy_qp(b.qp), 0);
+  b.qp = nullptr;
+  ASSERT_EQ(shoal_destroy_cq(b.cq), 0);
+  b.cq = nullptr;
+  ASSERT_EQ(shoal_dealloc_pd(b.pd), 0);
+  b.pd = nullptr;
+  ASSERT_EQ(shoal_close(b.ctx), 0) << shoal_last_error();
+  b.ctx = nullptr;
+  ASSERT_EQ(post_send(a, a.qp, ah, smr, src.data(), 100, 20), 0);
+  ASSERT_EQ(post_send(a, qp, ah, smr, src.data(), 100, 2), 0);
+  sc = wait(a, 1, 30);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].wr_id, 2u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_RETRY_EXC_ERR);
+  sc = wait(a, 1, 30);
+  ASSERT_EQ(sc.size(), 1u);
+  EXPECT_EQ(sc[0].wr_id, 20u);
+  EXPECT_EQ(sc[0].status, SHOAL_WC_RETRY_EXC_ERR);
+}
+
 TEST_F(Api, RdmaWriteLandsInTheRemoteRegionAndWithImmCompletesThere) {
   auto& src = buffer(3 * mtu + 17);
   auto& region = buffer(4 * mtu, 0);
