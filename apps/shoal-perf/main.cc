@@ -19,11 +19,18 @@
 #include "apps/shoal-sim/args.h"
 #include "apps/shoal-sim/json.h"
 #include "lib/base/histogram.h"
+#include "apps/shoal-perf/common.h"
+#include "apps/shoal-perf/remote.h"
 #include "shoal/verbs.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using shoal::perf::Host;
+using shoal::perf::die;
+using shoal::perf::host_uri;
+using shoal::perf::make_qp;
+using shoal::perf::open_host;
 
 const char* kHelp =
     "usage: shoal-perf [flags]\n\n"
@@ -45,17 +52,16 @@ const char* kHelp =
     "  --qp-type T      rud | rod (default rud)\n"
     "  --mode M         library (this thread runs every engine) | threaded (an engine\n"
     "                   thread per context; this thread only posts and polls) (default library)\n"
+    "  --listen IP:PORT two processes: be the receiving end (server), meet the client\n"
+    "                   over TCP at IP:PORT to swap addresses and keys, serve one run, exit\n"
+    "  --connect IP:PORT  two processes: be the sending end (client) of a server at\n"
+    "                   IP:PORT; --op/--size/--iters/--window/--lat-iters/--qp-type apply\n"
+    "                   (read: bandwidth only); the client prints the figures\n"
+    "  --timeout S      two processes: every wait is bounded by S seconds (default 60)\n"
     "  --json           one JSON object as the last line of stdout\n"
     "  --help           this page\n\n"
     "Exit status: 0 ok, 1 a run failed (a completion with an error status or a\n"
     "timeout), 2 bad command line or an operation not available.\n";
-
-struct Host {
-  shoal_context* ctx = nullptr;
-  shoal_pd* pd = nullptr;
-  shoal_cq* cq = nullptr;
-  std::string addr;
-};
 
 struct Pair {
   Host* tx;
@@ -65,61 +71,6 @@ struct Pair {
   shoal_ah* ah = nullptr;   // tx -> rx
   shoal_ah* back = nullptr; // rx -> tx (latency)
 };
-
-[[noreturn]] void die(const char* what, int rc) {
-  std::fprintf(stderr, "shoal-perf: %s failed: %s (%s)\n", what, shoal_strerror(rc), shoal_last_error());
-  std::exit(1);
-}
-#define OK(call)                  \
-  do {                            \
-    int rc_ = (call);             \
-    if (rc_ != 0) die(#call, rc_); \
-  } while (0)
-
-// The URI of end `i` (0 = the sender). Every end of a udp:// run lives in
-// this process, so each needs its own port: port 0 (the driver picks a free
-// block) unless the URI names one, then PORT + i.
-std::string host_uri(const std::string& uri, int64_t i) {
-  if (uri.rfind("udp://", 0) != 0) return uri;
-  const size_t q = uri.find('?');
-  const std::string authority = uri.substr(6, q == std::string::npos ? std::string::npos : q - 6);
-  const std::string query = q == std::string::npos ? "" : uri.substr(q);
-  const size_t colon = authority.find(':');
-  const std::string ip = authority.substr(0, colon);
-  long port = 0;
-  if (colon != std::string::npos) port = std::strtol(authority.c_str() + colon + 1, nullptr, 10);
-  return "udp://" + ip + ":" + std::to_string(port == 0 ? 0 : port + i) + query;
-}
-
-Host open_host(const std::string& uri, bool threaded) {
-  Host h;
-  shoal_open_attr oa{};
-  if (threaded) {
-    oa.comp_mask = SHOAL_OPEN_ATTR_MODE;
-    oa.mode = SHOAL_MODE_THREADED;
-  }
-  OK(shoal_open(uri.c_str(), &oa, &h.ctx));
-  OK(shoal_alloc_pd(h.ctx, &h.pd));
-  OK(shoal_create_cq(h.ctx, 1 << 16, SHOAL_ENGINE_ANY, &h.cq));
-  shoal_context_attr a;
-  OK(shoal_query_context(h.ctx, &a, sizeof(a)));
-  h.addr = a.local_addr;
-  return h;
-}
-
-shoal_qp* make_qp(Host& h, uint32_t type, uint32_t depth) {
-  shoal_qp_init_attr qa{};
-  qa.qp_type = type;
-  qa.send_cq = h.cq;
-  qa.recv_cq = h.cq;
-  qa.cap.max_send_wr = depth;
-  qa.cap.max_recv_wr = depth;
-  qa.cap.max_send_sge = 1;
-  qa.cap.max_recv_sge = 1;
-  shoal_qp* qp;
-  OK(shoal_create_qp(h.pd, &qa, &qp));
-  return qp;
-}
 
 }  // namespace
 
@@ -155,6 +106,12 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  const std::string listen = args.str("listen", ""), connect = args.str("connect", "");
+  auto timeout_or = args.i64("timeout", 60);
+  if (!timeout_or.ok() || *timeout_or < 1) {
+    std::fprintf(stderr, "shoal-perf: --timeout wants seconds >= 1\n");
+    return 2;
+  }
   if (!args.unused().empty()) {
     std::fprintf(stderr, "shoal-perf: unknown flag --%s (see --help)\n", args.unused()[0].c_str());
     return 2;
@@ -180,6 +137,29 @@ int main(int argc, char** argv) {
     return 2;
   }
   const uint32_t qp_type = qp_type_s == "rod" ? SHOAL_QPT_ROD : SHOAL_QPT_RUD;
+  if (!listen.empty() || !connect.empty()) {
+    if (!listen.empty() && !connect.empty()) {
+      std::fprintf(stderr, "shoal-perf: --listen and --connect are the two ends: give one\n");
+      return 2;
+    }
+    if (nqps != 1 || npeers != 1 || uri.rfind("sim://", 0) == 0) {
+      std::fprintf(stderr, "shoal-perf: two-process runs use one QP pair over udp:// or dpdk://\n");
+      return 2;
+    }
+    shoal::perf::RemoteOptions ro;
+    ro.oob = listen.empty() ? connect : listen;
+    ro.driver = uri;
+    ro.threaded = mode_s == "threaded";
+    ro.op = op;
+    ro.size = static_cast<uint32_t>(size);
+    ro.iters = iters;
+    ro.lat_iters = lat_iters;
+    ro.window = static_cast<uint32_t>(window);
+    ro.qp_type = qp_type;
+    ro.json = json;
+    ro.timeout_s = static_cast<int>(*timeout_or);
+    return listen.empty() ? shoal::perf::run_client(ro) : shoal::perf::run_server(ro);
+  }
   const bool write = op == "write";
   const bool read = op == "read";
   const uint32_t sz = static_cast<uint32_t>(size);
