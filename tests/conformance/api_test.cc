@@ -435,11 +435,18 @@ TEST_F(Api, QpBudgetsEndWorkBeforeTheContextDefaults) {
   qa.cap.max_recv_wr = 16;
   qa.cap.max_send_sge = 1;
   qa.cap.max_recv_sge = 1;
-  qa.rnr_budget_us = 200;     // the default: 7 doubling waits from 50 us, about 6 ms
-  qa.retry_budget_us = 5000;  // the default: 12 timeouts, hundreds of ms
+  // Two QPs, one budget each: a busy machine may hold the peer's engine
+  // thread off the CPU for milliseconds, which a retry budget rightly sees
+  // as silence, so the RNR part must not carry one.
+  qa.rnr_budget_us = 200;  // the default: 7 doubling waits from 50 us, about 6 ms
   shoal_qp* qp = nullptr;
   ASSERT_EQ(shoal_create_qp(a.pd, &qa, &qp), 0) << shoal_last_error();
   extra_qps[0].push_back(qp);
+  qa.rnr_budget_us = 0;
+  qa.retry_budget_us = 20000;  // the default: 12 timeouts, hundreds of ms
+  shoal_qp* rqp = nullptr;
+  ASSERT_EQ(shoal_create_qp(a.pd, &qa, &rqp), 0) << shoal_last_error();
+  extra_qps[0].push_back(rqp);
   auto& src = buffer(100, 1);
   shoal_mr* smr = reg(a, src);
   shoal_ah* ah = ah_to(a, b, b.qp);
@@ -464,7 +471,7 @@ TEST_F(Api, QpBudgetsEndWorkBeforeTheContextDefaults) {
   ASSERT_EQ(shoal_close(b.ctx), 0) << shoal_last_error();
   b.ctx = nullptr;
   ASSERT_EQ(post_send(a, a.qp, ah, smr, src.data(), 100, 20), 0);
-  ASSERT_EQ(post_send(a, qp, ah, smr, src.data(), 100, 2), 0);
+  ASSERT_EQ(post_send(a, rqp, ah, smr, src.data(), 100, 2), 0);
   sc = wait(a, 1, 30);
   ASSERT_EQ(sc.size(), 1u);
   EXPECT_EQ(sc[0].wr_id, 2u);
