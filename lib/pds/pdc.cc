@@ -583,6 +583,18 @@ uint32_t Pdc::mark_delivered(Psn psn, TimePoint now, Duration lb_rtt, bool ce, b
   } else if (s.state == kLost) {
     retx_.remove(idx);
     retx_bytes_ -= s.len;
+    if (s.transmissions == 1 && s.rnr == 0) {
+      // Declared lost, never resent, and delivered: RACK took reordering for
+      // loss (certain, unlike the timing test below). Widen the reordering
+      // window as a DSACK would (RFC 8985 6.2) and let the CC undo its cut.
+      ++counters_.spurious_retransmits;
+      if (reo_wnd_mult_ < 16) reo_wnd_mult_ *= 2;
+      cc::SpuriousLossSample l;
+      l.now = now;
+      l.bytes = s.len;
+      l.packets = 1;
+      cc::cc_on_spurious_loss(*cc_ops_, cc_, config_.cc_params, l);
+    }
   } else {
     return 0;  // already sacked or free
   }

@@ -151,7 +151,7 @@ struct PdsCounters {
   uint64_t rto_fires = 0;
   uint64_t tlp_probes = 0;
   uint64_t rack_losses = 0;
-  uint64_t spurious_retransmits = 0;
+  uint64_t spurious_retransmits = 0;     // losses found spurious: resent too early, or delivered while waiting to be resent
   uint64_t gbn_rewinds = 0;
   uint64_t acks_received = 0;
   uint64_t nacks_received = 0;
