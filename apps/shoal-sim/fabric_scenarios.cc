@@ -84,6 +84,8 @@ struct FabricOpts {
   uint64_t flow_size = 2 << 20;
   uint32_t mtu = 4096;
   uint32_t window_pkts = 0;  // fixed cc: 0 = one BDP of the longest path
+  uint32_t entropies = 256;  // spray/adaptive: entropy set size (LbParams::entropy_count)
+  bool spray_random = false;  // spray/adaptive: random rather than round-robin
   Duration sample_every = Duration::micros(1);
   Duration bin = Duration::micros(5);
   Duration time_limit = Duration::millis(1000);
@@ -143,6 +145,13 @@ std::string parse_common(FlagReader& r, const std::string& scenario, uint64_t de
   const int64_t window = r.i("window-pkts", 0);
   if (window < 0 || window > 32768) return "--window-pkts must be 0..32768";
   o->window_pkts = static_cast<uint32_t>(window);
+  const int64_t entropies = r.i("entropies", 256);
+  if (entropies < 1 || entropies > 32768 || (entropies & (entropies - 1)) != 0)
+    return "--entropies must be a power of two in 1..32768";
+  o->entropies = static_cast<uint32_t>(entropies);
+  const std::string spray_mode = r.s("spray-mode", "rr");
+  if (spray_mode != "rr" && spray_mode != "random") return "--spray-mode must be rr or random";
+  o->spray_random = spray_mode == "random";
 
   const int64_t size = r.i("flow-size", static_cast<int64_t>(default_flow_size));
   if (size < 1 || size > (int64_t{1} << 32) - 1) return "--flow-size must be 1..4294967295";
@@ -199,6 +208,8 @@ void configure_cc_lb(const FabricOpts& o, uint32_t window_pkts, Duration base_rt
   p.hops = hops;
   p.fixed.window_bytes = uint64_t{window_pkts} * (o.mtu + 12 + 44 + 4);
   c->pds.lb_params.seed = o.fabric.seed;
+  c->pds.lb_params.entropy_count = static_cast<uint16_t>(o.entropies);
+  c->pds.lb_params.spray_mode = o.spray_random ? lb::SprayMode::kRandom : lb::SprayMode::kRoundRobin;
 }
 
 // ---- helpers ------------------------------------------------------------------------
@@ -398,12 +409,15 @@ void add_common(const Bench& b, JsonObject& j, Duration elapsed) {
       .add("ecn_k", o.fabric.queue.ecn_k).add("window_pkts", b.window_pkts).add("base_rtt_us", b.base_rtt.us());
   const sim::FabricStats& s = sim.stats();
   pds::PdsCounters pc;
-  uint64_t retx = 0, rto = 0, nacks = 0;
+  uint64_t retx = 0, rto = 0, nacks = 0, tlp = 0, rack = 0, spurious = 0;
   for (uint32_t h = 0; h < sim.hosts(); ++h) {
     pc = sim.host(h).pds_counters();
     retx += pc.retransmits;
     rto += pc.rto_fires;
     nacks += pc.nacks_received;
+    tlp += pc.tlp_probes;
+    rack += pc.rack_losses;
+    spurious += pc.spurious_retransmits;
   }
   // Imbalance over links that are up (a failed link carries nothing by design).
   auto live = [&](std::vector<uint32_t> ports) {
@@ -422,7 +436,8 @@ void add_common(const Bench& b, JsonObject& j, Duration elapsed) {
   j.add("queue_max_pkts", s.max_depth_packets).add("net_queue_max_pkts", q.max).add("net_queue_p99_pkts", q.p99)
       .add("drops", s.drops).add("header_drops", s.header_drops).add("down_drops", s.down_drops)
       .add("trims", s.trims).add("ecn_marks", s.ecn_marks).add("retransmits", retx).add("rto_fires", rto)
-      .add("nacks_received", nacks).add("events", s.events);
+      .add("nacks_received", nacks).add("tlp_probes", tlp).add("rack_losses", rack)
+      .add("spurious_retransmits", spurious).add("events", s.events);
   const double ev_s = b.wall_s > 0 ? static_cast<double>(s.events) / b.wall_s : 0;
   j.add("events_per_s", ev_s).add("wall_s", b.wall_s).add("sim_us", sim.now().us());
 }

@@ -37,6 +37,9 @@ done
 for lb in ecmp adaptive; do
   run "linkfail-k8-$lb" --scenario link-failure --k 8 --lb $lb --series "$ser/linkfail-k8-$lb.series.json"
 done
+for cc in swift dcqcn eqds; do
+  run "linkfail-k8-adaptive-$cc" --scenario link-failure --k 8 --lb adaptive --cc $cc
+done
 run "linkfail-k8-ecmp-reroute100" --scenario link-failure --k 8 --lb ecmp --reroute-us 100 \
   --series "$ser/linkfail-k8-ecmp-reroute100.series.json"
 run "a2a-k8-ecmp-fixed" --scenario all-to-all --k 8

@@ -27,6 +27,7 @@
 //   init                     once, when the PDC opens (control path)
 //   on_send                  after every transmission, new or retransmitted
 //   on_ack / on_loss / on_timeout / on_trim / on_credit   as signals arrive
+//   on_spurious_loss         a packet declared lost arrived without retransmission
 //   next_timer / on_timer    whenever the PDC re-arms / fires its timers
 //
 // Invariants every algorithm keeps after every hook:
@@ -204,6 +205,15 @@ struct LossSample {
   uint64_t bytes_in_flight = 0;  // after removing the lost packets
 };
 
+// Packets an earlier LossSample declared lost were delivered after all, before
+// being retransmitted (RACK mistook reordering for loss, e.g. under packet
+// spraying): the reaction to that loss may be undone.
+struct SpuriousLossSample {
+  TimePoint now;
+  uint64_t bytes = 0;    // bytes of the packet found not lost
+  uint32_t packets = 0;
+};
+
 // The retransmission timer fired.
 struct TimeoutSample {
   TimePoint now;
@@ -255,6 +265,10 @@ struct CcOps {
   // (TimePoint::max() = nothing pending); calling on_timer early is harmless.
   void (*on_timer)(CcState& s, const CcParams& p, TimePoint now) = nullptr;
   TimePoint (*next_timer)(const CcState& s, const CcParams& p) = nullptr;
+  // A loss reported earlier was spurious (SpuriousLossSample): undo what
+  // on_loss did for it, if the algorithm can tell. Called once per packet
+  // found delivered while waiting for its retransmission.
+  void (*on_spurious_loss)(CcState& s, const CcParams& p, const SpuriousLossSample& l) = nullptr;
   // One-line description of the private state, for dump() (control path).
   std::string (*dump)(const CcState& s, const CcParams& p) = nullptr;
 };
@@ -265,6 +279,10 @@ inline void cc_on_trim(const CcOps& o, CcState& s, const CcParams& p, const Trim
 }
 inline void cc_on_credit(const CcOps& o, CcState& s, const CcParams& p, const CreditSample& c) {
   if (o.on_credit) o.on_credit(s, p, c);
+}
+inline void cc_on_spurious_loss(const CcOps& o, CcState& s, const CcParams& p,
+                                const SpuriousLossSample& l) {
+  if (o.on_spurious_loss) o.on_spurious_loss(s, p, l);
 }
 inline void cc_on_send(const CcOps& o, CcState& s, const CcParams& p, uint32_t bytes,
                        TimePoint now) {

@@ -58,6 +58,9 @@ struct Cc {
     ops->on_loss(s, p, LossSample{now, bytes, 1, 0});
   }
   void timeout(TimePoint now) { ops->on_timeout(s, p, TimeoutSample{now, 0}); }
+  void spurious(TimePoint now, uint64_t bytes = kMtu) {
+    cc_on_spurious_loss(*ops, s, p, SpuriousLossSample{now, bytes, 1});
+  }
   void trim(TimePoint now, uint64_t bytes = kMtu) {
     cc_on_trim(*ops, s, p, TrimSample{now, bytes, 1});
   }
@@ -289,6 +292,32 @@ TEST(SwiftTest, LossAndTrimCutByMaxMdfOncePerRtt) {
   EXPECT_NEAR(swift_cwnd(cc), 8, 1e-9);  // base_rtt (no sample yet) = 10 us not elapsed
   cc.trim(at_us(111));
   EXPECT_NEAR(swift_cwnd(cc), 4, 1e-9);
+}
+
+TEST(SwiftTest, SpuriousLossUndoesTheLossCut) {
+  Cc cc("swift", swift_params(16));
+  cc.loss(at_us(100));
+  EXPECT_NEAR(swift_cwnd(cc), 8, 1e-9);
+  cc.spurious(at_us(103));
+  EXPECT_NEAR(swift_cwnd(cc), 16, 1e-9);
+  EXPECT_EQ(cc.s.cwnd_bytes, 16u * kMtu);
+  cc.spurious(at_us(104));  // nothing more to undo
+  EXPECT_NEAR(swift_cwnd(cc), 16, 1e-9);
+  // A delay-based cut after the loss stands: the loss cut is no longer undone.
+  Cc d("swift", swift_params(16));
+  d.loss(at_us(100));
+  d.ack(at_us(200), Duration::micros(100));
+  const double after_delay_cut = swift_cwnd(d);
+  ASSERT_LT(after_delay_cut, 8);
+  d.spurious(at_us(201));
+  EXPECT_NEAR(swift_cwnd(d), after_delay_cut, 1e-9);
+  // So does a timeout.
+  Cc t("swift", swift_params(16));
+  t.loss(at_us(100));
+  t.timeout(at_us(300));
+  const double after_timeout = swift_cwnd(t);
+  t.spurious(at_us(301));
+  EXPECT_NEAR(swift_cwnd(t), after_timeout, 1e-9);
 }
 
 TEST(SwiftTest, ConsecutiveTimeoutsResetToMinCwnd) {

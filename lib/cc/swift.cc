@@ -93,6 +93,7 @@ void swift_on_ack(CcState& s, const CcParams& p, const AckSample& a) {
     const double over =
         static_cast<double>((a.rtt - target).ns()) / static_cast<double>(a.rtt.ns());
     decrease_to(w, std::max(1 - p.swift.beta * over, 1 - p.swift.max_mdf), a.now);
+    w.undo_cwnd = 0;
   }
   publish(s, w, p, mtu);
 }
@@ -100,7 +101,17 @@ void swift_on_ack(CcState& s, const CcParams& p, const AckSample& a) {
 void swift_on_loss(CcState& s, const CcParams& p, const LossSample& l) {
   SwiftState& w = cc_priv<SwiftState>(s);
   w.consecutive_timeouts = 0;
-  if (can_decrease(w, p, l.now)) decrease_to(w, 1 - p.swift.max_mdf, l.now);
+  if (can_decrease(w, p, l.now)) {
+    w.undo_cwnd = w.cwnd;
+    decrease_to(w, 1 - p.swift.max_mdf, l.now);
+  }
+  publish(s, w, p, p.mtu);
+}
+
+void swift_on_spurious_loss(CcState& s, const CcParams& p, const SpuriousLossSample&) {
+  SwiftState& w = cc_priv<SwiftState>(s);
+  if (w.undo_cwnd > w.cwnd) w.cwnd = w.undo_cwnd;
+  w.undo_cwnd = 0;
   publish(s, w, p, p.mtu);
 }
 
@@ -113,6 +124,7 @@ void swift_on_trim(CcState& s, const CcParams& p, const TrimSample& t) {
 
 void swift_on_timeout(CcState& s, const CcParams& p, const TimeoutSample& t) {
   SwiftState& w = cc_priv<SwiftState>(s);
+  w.undo_cwnd = 0;
   if (++w.consecutive_timeouts >= p.swift.retx_reset_threshold) {
     w.cwnd = p.swift.min_cwnd;
     w.last_decrease = t.now;
@@ -142,6 +154,7 @@ const CcOps kSwiftOps = {
     .on_loss = swift_on_loss,
     .on_timeout = swift_on_timeout,
     .on_trim = swift_on_trim,
+    .on_spurious_loss = swift_on_spurious_loss,
     .dump = swift_dump,
 };
 

@@ -25,6 +25,9 @@
 //   ai = 1 pkt/RTT, beta = 0.8, max_mdf = 0.5 (the paper's shape);
 //   min_cwnd = 0.001 pkt, max_cwnd = 4 BDP, initial cwnd = 1 BDP (line rate),
 //   retx_reset_threshold = 5.
+// A loss the PDC later finds spurious (the packet arrived without being
+// resent: spraying reordered it) restores the window the loss cut took, unless
+// a delay-based cut or a timeout came in between (those stand on their own).
 // An ACK without an RTT sample (retransmitted data, Karn) changes nothing but
 // the timeout count: there is no delay to judge.
 //
@@ -52,6 +55,7 @@ struct SwiftState {
   Duration fs_range;
   Duration srtt;  // EWMA (1/8) of RTT samples; zero until the first
   TimePoint last_decrease;
+  double undo_cwnd = 0;  // the window before the last loss cut; 0 = nothing to undo
   uint32_t consecutive_timeouts = 0;
   bool decreased = false;  // whether last_decrease is meaningful
 };

@@ -200,11 +200,15 @@ bool Pdc::wants_transmit(TimePoint now) const {
   if (close_requested_ && !close_sent_ && outstanding() == 0) return true;
   // Data: pacing first (next_deadline() wakes the owner when it is over),
   // then the window and credit.
-  if (paced(now) || credit_blocked_) return false;
+  if (paced(now)) return false;
+  if (credit_blocked_) {
+    return !retx_.empty() && syn_probe_allowed() && slots_[retx_.front()].not_before_ns <= now.ns();
+  }
   if (tlp_pending_) return true;
   if (!retx_.empty()) {
     const TxSlot& s = slots_[retx_.front()];
-    if (s.not_before_ns <= now.ns() && cc::cc_window_allows(cc_, inflight_bytes_, s.len)) return true;
+    if (s.not_before_ns <= now.ns() && (cc::cc_window_allows(cc_, inflight_bytes_, s.len) || syn_probe_allowed()))
+      return true;
   }
   // New data: room in the window (poll_transmit checked the exact size of
   // the next unit if it did not fit).
@@ -230,7 +234,7 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
     while (!retx_.empty() && !batch.full()) {
       const uint32_t idx = retx_.front();
       if (slots_[idx].not_before_ns > now.ns()) break;  // an RNR wait
-      if (!may_send(now, inflight_bytes_, slots_[idx].len)) break;
+      if (!may_send(now, inflight_bytes_, slots_[idx].len) && !syn_probe_allowed()) break;
       const bool tail = retx_.size() == 1 && !tlp_pending_;
       if (!emit_request(psn_of(idx), /*retx=*/true, tail, now, batch)) break;
     }
@@ -314,7 +318,8 @@ TimePoint Pdc::next_deadline() const {
     // window or credit hold it: their own events wake it then, and a time
     // already past would only make the owner spin.
     const TxSlot& front = slots_[retx_.front()];
-    if (!pace_wait_ && !credit_blocked_ && cc::cc_window_allows(cc_, inflight_bytes_, front.len)) {
+    if ((!pace_wait_ && !credit_blocked_ && cc::cc_window_allows(cc_, inflight_bytes_, front.len)) ||
+        syn_probe_allowed()) {
       t = min_time(t, TimePoint::from_ns(front.not_before_ns));
     }
   }
@@ -583,6 +588,18 @@ uint32_t Pdc::mark_delivered(Psn psn, TimePoint now, Duration lb_rtt, bool ce, b
   } else if (s.state == kLost) {
     retx_.remove(idx);
     retx_bytes_ -= s.len;
+    if (s.transmissions == 1 && s.rnr == 0) {
+      // Declared lost, never resent, and delivered: RACK took reordering for
+      // loss (certain, unlike the timing test below). Widen the reordering
+      // window as a DSACK would (RFC 8985 6.2) and let the CC undo its cut.
+      ++counters_.spurious_retransmits;
+      if (reo_wnd_mult_ < 16) reo_wnd_mult_ *= 2;
+      cc::SpuriousLossSample l;
+      l.now = now;
+      l.bytes = s.len;
+      l.packets = 1;
+      cc::cc_on_spurious_loss(*cc_ops_, cc_, config_.cc_params, l);
+    }
   } else {
     return 0;  // already sacked or free
   }
@@ -621,6 +638,10 @@ void Pdc::on_ack(const wire::AckHeader& ack, TimePoint now) {
   if (!remote_known_) {
     remote_id_ = ack.spdcid;
     remote_known_ = true;
+    // EQDS: a CREDIT_REQ sent before the target had our PDC found none; say
+    // the total again now that it has (see syn_probe_allowed).
+    credit_req_due_ |= cc_.credit_limited;
+    credit_req_repeat_ |= cc_.credit_limited;
   }
   bool progressed = false;
   const uint32_t ce = static_cast<uint32_t>(ack.ack_cc_state >> 32);

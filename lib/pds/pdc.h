@@ -51,7 +51,9 @@
 //   sum of the lengths on tx_order, retx_bytes the sum on the retx queue.
 // - No data packet leaves before the pacing time or beyond what
 //   cc_window_allows permits (a PDC with nothing in flight may always send
-//   one; a TLP probe only checks credit). CTRL CLOSE is never gated.
+//   one; a TLP probe only checks credit; an EQDS PDC the target has not
+//   answered yet may resend one packet without credit when nothing is in
+//   flight, see syn_probe_allowed). CTRL CLOSE is never gated.
 // - Receiver: every PSN <= cack was received and passed up exactly once;
 //   bitmap bit (psn mod window) is set iff psn in (cack, cack+window] arrived.
 // - No allocation after the first use of each half; no I/O; no clock reads.
@@ -151,7 +153,7 @@ struct PdsCounters {
   uint64_t rto_fires = 0;
   uint64_t tlp_probes = 0;
   uint64_t rack_losses = 0;
-  uint64_t spurious_retransmits = 0;
+  uint64_t spurious_retransmits = 0;     // losses found spurious: resent too early, or delivered while waiting to be resent
   uint64_t gbn_rewinds = 0;
   uint64_t acks_received = 0;
   uint64_t nacks_received = 0;
@@ -386,6 +388,13 @@ class Pdc {
     return may_send_new_slow(now, cap);
   }
   bool may_send_new_slow(TimePoint now, uint32_t cap);
+  // EQDS: a receiver creates our PDC only from a whole (untrimmed) SYN data
+  // packet and ignores CREDIT_REQs until then, so a sender whose unsolicited
+  // window was all trimmed or lost could wait for credit forever. Until the
+  // target answers, a retransmission may therefore go without credit when
+  // nothing is in flight: one packet per retransmission timeout, charged as
+  // usual (its credit goes negative until the grants catch up).
+  bool syn_probe_allowed() const { return cc_.credit_limited && !remote_known_ && inflight_bytes_ == 0; }
   bool paced(TimePoint now) const { return cc_.pacing_rate != 0 && next_send_ns_ > now.ns(); }
   // Keeps pace_wait_ (a wake-up at next_send_ns_) true only while data waits for it.
   void note_pacing(TimePoint now) {

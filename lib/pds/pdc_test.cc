@@ -1294,6 +1294,9 @@ struct CcLog {
   int trims = 0;
   uint64_t trimmed_bytes = 0;
   int timeouts = 0;
+  bool stop_on_loss = false;  // on_loss closes the window (1 byte) until on_spurious_loss
+  int spurious = 0;
+  uint64_t spurious_bytes = 0;
 };
 CcLog cc_log;
 
@@ -1310,9 +1313,15 @@ void rec_ack(cc::CcState&, const cc::CcParams&, const cc::AckSample& a) {
   cc_log.rtt_samples += a.rtt > Duration::zero();
   cc_log.last_in_flight = a.bytes_in_flight;
 }
-void rec_loss(cc::CcState&, const cc::CcParams&, const cc::LossSample& l) {
+void rec_loss(cc::CcState& s, const cc::CcParams&, const cc::LossSample& l) {
   ++cc_log.losses;
   cc_log.lost_packets += l.lost_packets;
+  if (cc_log.stop_on_loss) s.cwnd_bytes = 1;
+}
+void rec_spurious(cc::CcState& s, const cc::CcParams&, const cc::SpuriousLossSample& l) {
+  ++cc_log.spurious;
+  cc_log.spurious_bytes += l.bytes;
+  s.cwnd_bytes = cc_log.window;
 }
 void rec_timeout(cc::CcState&, const cc::CcParams&, const cc::TimeoutSample&) { ++cc_log.timeouts; }
 void rec_trim(cc::CcState&, const cc::CcParams&, const cc::TrimSample& t) {
@@ -1356,6 +1365,7 @@ void register_test_algorithms() {
     c.on_timeout = rec_timeout;
     c.on_trim = rec_trim;
     c.on_send = rec_send;
+    c.on_spurious_loss = rec_spurious;
     EXPECT_TRUE(cc::register_cc(c).ok());
     lb::LbOps l;
     l.name = "test-recorder";
@@ -1443,6 +1453,35 @@ TEST(PdcCcTest, EveryHookGetsItsSignal) {
   EXPECT_EQ(cc_log.trimmed_bytes, uint64_t{12 + 44 + 64 + 4});
   EXPECT_EQ(cc_log.timeouts, static_cast<int>(c.rto_fires));
   EXPECT_EQ(c.rto_fires, 1u);
+}
+
+// A packet RACK declares lost but that arrives before it could be resent (the
+// CC closed the window on the loss) was reordered, not lost: the PDC tells the
+// CC (on_spurious_loss, so Swift can undo its cut), does not resend it, and
+// widens its reordering window so the same delay is not taken for loss again.
+TEST(PdcCcTest, LostPacketDeliveredBeforeItsResendIsSpurious) {
+  PdsConfig cfg = cctest::recorder_config();
+  cctest::cc_log.stop_on_loss = true;
+  cctest::cc_log.pacing_rate = 1'000'000'000;  // ~120 ns per (small) packet: RACK's send times spread out
+  Pair p(cfg, Psn(0));
+  constexpr int kUnits = 200;
+  p.ua.add_units(0, kUnits);
+  // PSN 40 takes a path 6 us slower, PSN 140 one 4 us slower (RTT here
+  // 10 us: both beyond min_rtt / 4, within the doubled window).
+  p.a2b_filter = [&](const Rec& r) {
+    Fate f;
+    if (r.is_request() && r.tx_num == 1 && r.psn() == 40) f.extra = Duration::micros(6);
+    if (r.is_request() && r.tx_num == 1 && r.psn() == 140) f.extra = Duration::micros(4);
+    return f;
+  };
+  ASSERT_TRUE(p.transfer(0, kUnits));
+  expect_each_once(p.ub.received, 0, kUnits, "received");
+  EXPECT_EQ(p.a->counters().rack_losses, 1u);  // 40 only: the window widened before 140
+  EXPECT_EQ(cctest::cc_log.losses, 1);
+  EXPECT_EQ(cctest::cc_log.spurious, 1);
+  EXPECT_GT(cctest::cc_log.spurious_bytes, 0u);
+  EXPECT_EQ(p.a->counters().spurious_retransmits, 1u);
+  EXPECT_EQ(p.count_retx(), 0u);
 }
 
 TEST(PdcCcTest, WindowCountsBytesNotPackets) {

@@ -997,6 +997,42 @@ TEST(TransportEqds, TrimmedPacketIsRegrantedAndResent) {
   EXPECT_EQ(c.rto_fires, 0u);
 }
 
+// Incast: every packet of the unsolicited window is trimmed, the SYN ones
+// included, so the target never creates our PDC (a trimmed header may not)
+// and ignores our CREDIT_REQs. Without credit the sender could never resend:
+// until the target answers, one packet may go uncredited per RTO.
+TEST(TransportEqds, WholeTrimmedFirstWindowStillOpensThePdc) {
+  const TransportConfig cfg = eqds_config();
+  Trio t(cfg);
+  const uint64_t initial = cc::eqds_initial_window(cfg.pds.cc_params);
+  const auto msg = pattern(300000, 7);
+  std::vector<uint8_t> rbuf(msg.size());
+  ASSERT_TRUE(t.h(2).post_recv(0, rbuf, 1).ok());
+  SendRequest r;
+  r.peer = 3;
+  r.data = msg;
+  ASSERT_TRUE(t.h(0).post_send(r).ok());
+  uint64_t first_window = 0;
+  int trimmed = 0;
+  t.fate = [&](const Trio::Wire& w) {
+    const wire::Packet p = Trio::parse(w);
+    if (w.from != 0 || !Trio::is_data(p) || (p.request.prologue.flags & wire::kReqFlagRetx)) return Trio::kDeliver;
+    if (first_window >= initial) return Trio::kDeliver;
+    first_window += p.request.req_cc_state;
+    ++trimmed;
+    return Trio::kTrim;
+  };
+  bool complete = false;
+  ASSERT_TRUE(t.run([&] {
+    Completion wc[2];
+    complete |= t.h(2).poll_completions(wc, 2) == 1;
+    return complete;
+  }, Duration::millis(50)));
+  EXPECT_EQ(rbuf, msg);
+  EXPECT_GT(trimmed, 20);
+  EXPECT_GE(sender_pdc(t.h(0))->counters().rto_fires, 1u);
+}
+
 TEST(TransportEqds, LostCreditsAndRequestsAreRepaired) {
   const TransportConfig cfg = eqds_config();
   Trio t(cfg);
