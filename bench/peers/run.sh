@@ -118,13 +118,20 @@ if [ "$(id -u)" -eq 0 ] && command -v dpdk-testpmd >/dev/null; then
   ip -n "$ns" addr add 10.99.0.1/24 dev vA   # for the out-of-band TCP only
   ip -n "$ns" addr add 10.99.0.2/24 dev vB
   eal() { echo "eal=--no-huge%20--no-pci%20--no-shconf%20--file-prefix=$ns$1%20-l%200%20-m%20256%20--log-level=lib.eal:warning%20--vdev=net_af_packet0,iface=$2"; }
-  timeout -k 5 120 ip netns exec "$ns" "$perf" --driver "dpdk://?$(eal s vB)&ip=10.99.1.2&mtu=$payload" \
-    --listen 10.99.0.2:18600 --timeout 100 >/dev/null 2>&1 &
-  s=$!
-  r=$(timeout -k 5 120 ip netns exec "$ns" "$perf" --driver "dpdk://?$(eal c vA)&ip=10.99.1.1&mtu=$payload" \
-        --connect 10.99.0.2:18600 --timeout 100 --json --op write --size 65536 --iters $((bw_iters / 4)) \
-        --lat-iters 1000 2>/dev/null | tail -1)
-  wait $s 2>/dev/null
+  r=""
+  for attempt in 1 2; do  # the server side has been seen to fail its first EAL start now and then
+    timeout -k 5 120 ip netns exec "$ns" "$perf" --driver "dpdk://?$(eal s$attempt vB)&ip=10.99.1.2&mtu=$payload" \
+      --listen 10.99.0.2:$((18600 + attempt)) --timeout 100 >/dev/null 2>/tmp/$ns.server &
+    s=$!
+    r=$(timeout -k 5 120 ip netns exec "$ns" "$perf" --driver "dpdk://?$(eal c$attempt vA)&ip=10.99.1.1&mtu=$payload" \
+          --connect 10.99.0.2:$((18600 + attempt)) --timeout 100 --json --op write --size 65536 \
+          --iters $((bw_iters / 4)) --lat-iters 1000 2>/tmp/$ns.client | tail -1)
+    wait $s 2>/dev/null
+    [ -n "$r" ] && break
+    log "dpdk af_packet run $attempt failed:"
+    cat /tmp/$ns.client /tmp/$ns.server >&2
+  done
+  rm -f /tmp/$ns.client /tmp/$ns.server
   veth_gbps=$(echo "$r" | jget bw_gbps); veth_lat=$(echo "$r" | jget lat_p50_us)
   veth_pps=$(python3 -c "g=$veth_gbps; print(round(g*1e9/8/$payload) if g else 'null')" 2>/dev/null || echo null)
   ratio=$(python3 -c "a=$veth_pps; b=$tp_pps; print(round(a/b,3) if a and b else 'null')" 2>/dev/null || echo null)
