@@ -10,6 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "drivers/dpdk/dpdk.h"
+#include "drivers/uri_options.h"
+#include "lib/base/status.h"
 
 namespace shoal::dpdk {
 namespace {
@@ -86,68 +88,50 @@ std::vector<std::string> split_eal_args(std::string_view args) {
 absl::StatusOr<DpdkOptions> parse_dpdk_query(std::string_view query_std) {
   sv query(query_std.data(), query_std.size());
   DpdkOptions o;
-  uint32_t seen = 0;
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const sv item = query.substr(0, amp);
-    query = amp == sv::npos ? sv() : query.substr(amp + 1);
-    if (item.empty()) continue;
-    const size_t eq = item.find('=');
-    if (eq == sv::npos)
-      return absl::InvalidArgumentError(absl::StrCat("dpdk: option \"", item, "\" has no value (want key=value)"));
-    const sv key = item.substr(0, eq);
+  ASSIGN_OR_RETURN(const std::vector<UriOption> options, split_uri_options("dpdk", query));
+  for (const UriOption& option : options) {
+    const sv key = option.key;
     std::string decoded;
-    if (!percent_decode(item.substr(eq + 1), &decoded))
+    if (!percent_decode(option.value, &decoded))
       return absl::InvalidArgumentError(absl::StrCat("dpdk: option ", key, ": bad percent-encoding"));
     const sv value = decoded;
-    uint32_t bit;
     bool ok = true;
     sv want;
     if (key == "eal") {
-      bit = 1 << 0;
       o.eal = decoded;
       o.eal_given = true;
     } else if (key == "port") {
-      bit = 1 << 1;
       ok = parse_uint(value, &o.port_id, 0, 65535);
       want = "a port id 0..65535";
     } else if (key == "fabric") {
-      bit = 1 << 2;
       o.fabric = decoded;
       ok = !o.fabric.empty() && o.fabric.size() <= 16 &&
            o.fabric.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
                std::string::npos;
       want = "a name of 1..16 letters, digits, '_' or '-'";
     } else if (key == "ip") {
-      bit = 1 << 3;
       const size_t colon = value.find(':');
       ok = parse_ipv4(value.substr(0, colon), &o.ip) && o.ip != 0;
       if (ok && colon != sv::npos) ok = parse_uint(value.substr(colon + 1), &o.udp_port, 1, 65535);
       if (ok) ok = o.udp_port >= kPortBase && o.udp_port < kPortBase + kPortStride;
       want = "A.B.C.D or A.B.C.D:PORT with PORT in 4793..5048 (the listening window)";
     } else if (key == "mtu") {
-      bit = 1 << 4;
       ok = parse_uint(value, &o.mtu, 256, 9000);
       want = "an integer 256..9000";
     } else if (key == "entropies") {
-      bit = 1 << 5;
       ok = parse_uint(value, &o.entropies, 1, kMaxEntropies);
       want = "an integer 1..64";
     } else if (key == "mbufs") {
-      bit = 1 << 6;
       ok = parse_uint(value, &o.mbufs, 512, 1u << 20);
       want = "an integer 512..1048576";
     } else if (key == "ring") {
-      bit = 1 << 7;
       ok = parse_uint(value, &o.ring, 64, 16384) && (o.ring & (o.ring - 1)) == 0;
       want = "a power of two 64..16384";
     } else if (key == "flow") {
-      bit = 1 << 8;
       ok = value == "0" || value == "1";
       o.flow = value == "1";
       want = "0 or 1";
     } else if (key == "neigh") {
-      bit = 1 << 9;
       for (sv e : absl::StrSplit(value, ',', absl::SkipEmpty())) {
         const size_t at = e.find('@');
         std::pair<uint32_t, Mac> n;
@@ -159,7 +143,6 @@ absl::StatusOr<DpdkOptions> parse_dpdk_query(std::string_view query_std) {
       }
       want = "IP@MAC[,IP@MAC...] (MAC as aa:bb:cc:dd:ee:ff)";
     } else if (key == "lcores") {
-      bit = 1 << 10;
       for (sv e : absl::StrSplit(value, ',')) {
         uint32_t l;
         if (!parse_uint(e, &l, 0, 1023)) {
@@ -175,8 +158,6 @@ absl::StatusOr<DpdkOptions> parse_dpdk_query(std::string_view query_std) {
           "\" (known: eal, port, fabric, ip, mtu, entropies, mbufs, ring, flow, neigh, lcores)"));
     }
     if (!ok) return bad(key, value, want);
-    if (seen & bit) return absl::InvalidArgumentError(absl::StrCat("dpdk: option \"", key, "\" given twice"));
-    seen |= bit;
   }
   return o;
 }

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "drivers/sim/loopback.h"
+#include "drivers/uri_options.h"
 #include "drivers/udp/udp.h"
 #ifdef SHOAL_HAVE_DPDK
 #include "drivers/dpdk/dpdk.h"
@@ -33,38 +34,23 @@ absl::Status bad_value(sv key, sv value, sv want) {
 
 absl::StatusOr<sim::LoopbackOptions> parse_sim_query(sv query) {
   sim::LoopbackOptions o;
-  uint32_t seen = 0;  // bit per key, to refuse a key given twice
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const sv item = query.substr(0, amp);
-    query = amp == sv::npos ? sv() : query.substr(amp + 1);
-    if (item.empty()) continue;  // "a=1&&b=2" or a trailing '&'
-    const size_t eq = item.find('=');
-    if (eq == sv::npos)
-      return absl::InvalidArgumentError(
-          absl::StrCat("sim: option \"", item, "\" has no value (want key=value)"));
-    const sv key = item.substr(0, eq), value = item.substr(eq + 1);
-    uint32_t bit;
+  ASSIGN_OR_RETURN(const std::vector<UriOption> options, split_uri_options("sim", query));
+  for (const auto& [key, value] : options) {
     bool ok = true;
     sv want;
     if (key == "mtu") {
-      bit = 1;
       ok = absl::SimpleAtoi(value, &o.mtu);
       want = "an integer";
     } else if (key == "inbox") {
-      bit = 2;
       ok = absl::SimpleAtoi(value, &o.inbox);
       want = "an integer";
     } else if (key == "loss") {
-      bit = 4;
       ok = absl::SimpleAtod(value, &o.loss);
       want = "a number";
     } else if (key == "ecn") {
-      bit = 8;
       ok = absl::SimpleAtod(value, &o.ecn);
       want = "a number";
     } else if (key == "seed") {
-      bit = 16;
       ok = absl::SimpleAtoi(value, &o.seed);
       want = "an integer";
     } else {
@@ -72,9 +58,6 @@ absl::StatusOr<sim::LoopbackOptions> parse_sim_query(sv query) {
           absl::StrCat("sim: unknown option \"", key, "\" (known: mtu, inbox, loss, ecn, seed)"));
     }
     if (!ok) return bad_value(key, value, want);
-    if (seen & bit)
-      return absl::InvalidArgumentError(absl::StrCat("sim: option \"", key, "\" given twice"));
-    seen |= bit;
   }
   return o;
 }

@@ -5,6 +5,7 @@
 // recvmsg writes into a provided buffer; the mmsg mode points its msghdr at
 // the same places, so both hand out payloads at the same offset.
 #include "drivers/udp/udp.h"
+#include "drivers/uri_options.h"
 
 #include <arpa/inet.h>
 #include <liburing.h>
@@ -764,26 +765,14 @@ absl::StatusOr<std::unique_ptr<Driver>> open_udp(std::string_view rest_std, uint
     o.port = static_cast<uint16_t>(port);
   }
   sv query = qm == sv::npos ? sv() : rest.substr(qm + 1);
-  uint32_t seen = 0;
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const sv item = query.substr(0, amp);
-    query = amp == sv::npos ? sv() : query.substr(amp + 1);
-    if (item.empty()) continue;
-    const size_t eq = item.find('=');
-    if (eq == sv::npos)
-      return absl::InvalidArgumentError(absl::StrCat("udp: option \"", item, "\" has no value (want key=value)"));
-    const sv key = item.substr(0, eq), value = item.substr(eq + 1);
-    uint32_t bit;
+  ASSIGN_OR_RETURN(const std::vector<UriOption> options, split_uri_options("udp", query));
+  for (const auto& [key, value] : options) {
     bool ok = true;
     if (key == "entropies") {
-      bit = 1;
       ok = absl::SimpleAtoi(value, &o.entropies);
     } else if (key == "mtu") {
-      bit = 2;
       ok = absl::SimpleAtoi(value, &o.mtu);
     } else if (key == "io") {
-      bit = 4;
       if (value == "uring") {
         o.io = IoMode::kUring;
       } else if (value == "mmsg") {
@@ -792,10 +781,8 @@ absl::StatusOr<std::unique_ptr<Driver>> open_udp(std::string_view rest_std, uint
         ok = false;
       }
     } else if (key == "rx_buffers") {
-      bit = 8;
       ok = absl::SimpleAtoi(value, &o.rx_buffers);
     } else if (key == "sockbuf") {
-      bit = 16;
       ok = absl::SimpleAtoi(value, &o.sockbuf) && o.sockbuf > 0 && o.sockbuf <= (1u << 30);
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -803,8 +790,6 @@ absl::StatusOr<std::unique_ptr<Driver>> open_udp(std::string_view rest_std, uint
     }
     if (!ok)
       return absl::InvalidArgumentError(absl::StrCat("udp: option ", key, "=\"", value, "\" is not valid"));
-    if (seen & bit) return absl::InvalidArgumentError(absl::StrCat("udp: option \"", key, "\" given twice"));
-    seen |= bit;
   }
   ASSIGN_OR_RETURN(std::unique_ptr<UdpDriver> d, UdpDriver::open(o, queues));
   return std::unique_ptr<Driver>(std::move(d));
