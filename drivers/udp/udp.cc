@@ -346,7 +346,10 @@ absl::Status UdpDriver::setup_uring() {
   for (auto& qp : queues_) {
     Queue& qu = *qp;
     io_uring_params p{};
-    p.flags = IORING_SETUP_CQSIZE;
+    // Cooperative task running: the kernel no longer interrupts this
+    // busy-polling thread (an IPI) to post receive completions; it raises
+    // IORING_SQ_TASKRUN instead, and rx_burst enters the kernel only then.
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
     p.cq_entries = 2 * (kTxSlots + qu.nrx);
     int rc = g_refuse_uring.load(std::memory_order_relaxed) ? -EPERM
                                                              : io_uring_queue_init_params(2 * kTxSlots, &qu.ring, &p);
@@ -515,6 +518,9 @@ uint32_t UdpDriver::rx_burst(uint32_t q, std::span<RxPacket> pkts) {
   if (q >= queues_.size()) return 0;
   Queue& qu = *queues_[q];
   if (io_ == IoMode::kUring) {
+    // Completions the kernel has queued as task work (COOP_TASKRUN) become
+    // CQEs only when this thread enters the kernel: do so when it says so.
+    if (IO_URING_READ_ONCE(*qu.ring.sq.kflags) & IORING_SQ_TASKRUN) io_uring_get_events(&qu.ring);
     qu.reap();
     // (Re-)arm on this thread: the first time, and after the kernel ran out
     // of buffers (the datagrams wait in the socket meanwhile).
