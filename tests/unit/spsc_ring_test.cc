@@ -2,10 +2,9 @@
 // partial bursts) and a two-thread stress that pushes 10 million sequence
 // numbers through a 1024-slot ring and checks order and completeness.
 //
-// The second thread comes from std::async (<future>) and idle sides call
-// sched_yield(): tests/unit/layering_test scans every file under lib/base,
-// tests included, for `#include <thread>`, and the core rule is about the
-// core's code, not about its tests starting a thread to exercise it.
+// The second thread comes from std::async and idle sides call
+// sched_yield(). The test lives in tests/unit, not beside the ring in
+// lib/base, because the I/O-free core's directories hold no threads at all.
 #include "lib/base/spsc_ring.h"
 
 #include <sched.h>
