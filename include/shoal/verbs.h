@@ -282,7 +282,10 @@ struct shoal_open_attr {
    * the SHOAL_LOG environment variable, when set, overrides it. */
   const char *log_spec;
   /* Threaded mode: CPUs for the engine threads, "2-3" or "2,5" (one per
-   * engine, in order). Default: unpinned. dpdk:// uses lcores= instead. */
+   * engine, in order; the threads are named "shoal-e<N>"). Default:
+   * unpinned. EINVAL: malformed, fewer CPUs than engines, a CPU this
+   * process may not run on, or library mode (the application's own threads
+   * run the engines there). */
   const char *engine_cpus;
 };
 

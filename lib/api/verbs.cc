@@ -35,7 +35,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "lib/base/log.h"
 #include "lib/base/slab.h"
 #include "lib/base/status.h"
@@ -366,6 +368,7 @@ int shoal_open(const char* uri, const struct shoal_open_attr* attr, struct shoal
   g_last_error.clear();
   if (!uri || !out) return fail(EINVAL, "shoal_open: uri and out must not be NULL");
   uint32_t engines = 1, mode = SHOAL_MODE_LIBRARY, job = 1;
+  std::string cpus_text;
   if (attr) {
     const uint32_t known = SHOAL_OPEN_ATTR_MODE | SHOAL_OPEN_ATTR_NUM_ENGINES | SHOAL_OPEN_ATTR_INSTANCE_NAME |
                            SHOAL_OPEN_ATTR_LOG_SPEC | SHOAL_OPEN_ATTR_ENGINE_CPUS | SHOAL_OPEN_ATTR_JOB_ID;
@@ -373,6 +376,10 @@ int shoal_open(const char* uri, const struct shoal_open_attr* attr, struct shoal
     if (attr->comp_mask & SHOAL_OPEN_ATTR_MODE) mode = attr->mode;
     if (attr->comp_mask & SHOAL_OPEN_ATTR_NUM_ENGINES) engines = attr->num_engines;
     if (attr->comp_mask & SHOAL_OPEN_ATTR_JOB_ID) job = attr->job_id;
+    if (attr->comp_mask & SHOAL_OPEN_ATTR_ENGINE_CPUS) {
+      if (!attr->engine_cpus) return fail(EINVAL, "shoal_open: engine_cpus is NULL");
+      cpus_text = attr->engine_cpus;
+    }
     if ((attr->comp_mask & SHOAL_OPEN_ATTR_LOG_SPEC) && attr->log_spec && !shoal::Log::configure(attr->log_spec))
       return fail(EINVAL, std::string("shoal_open: bad log_spec '") + attr->log_spec + "'");
   }
@@ -380,6 +387,24 @@ int shoal_open(const char* uri, const struct shoal_open_attr* attr, struct shoal
   if (engines == 0 || engines > SHOAL_MAX_ENGINES)
     return fail(EINVAL, absl::StrFormat("shoal_open: num_engines must be 1..%u", SHOAL_MAX_ENGINES));
   if (job == 0 || job > SHOAL_MAX_JOB_ID) return fail(EINVAL, "shoal_open: job_id must be 1..2^24-1");
+  // engine_cpus: "2-3" or "2,5", one CPU per engine in order (threaded mode).
+  std::vector<int> cpus;
+  if (!cpus_text.empty() || (attr && (attr->comp_mask & SHOAL_OPEN_ATTR_ENGINE_CPUS))) {
+    if (mode != SHOAL_MODE_THREADED)
+      return fail(EINVAL, "shoal_open: engine_cpus pins engine threads: it needs SHOAL_MODE_THREADED");
+    for (absl::string_view part : absl::StrSplit(cpus_text, ',')) {
+      int lo, hi;
+      const size_t dash = part.find('-');
+      const bool ok = dash == absl::string_view::npos
+                          ? absl::SimpleAtoi(part, &lo) && (hi = lo, true)
+                          : absl::SimpleAtoi(part.substr(0, dash), &lo) && absl::SimpleAtoi(part.substr(dash + 1), &hi);
+      if (!ok || lo < 0 || hi < lo || hi - lo > 4096)
+        return fail(EINVAL, "shoal_open: engine_cpus \"" + cpus_text + "\" is not a list like \"2-3\" or \"2,5\"");
+      for (int c = lo; c <= hi; ++c) cpus.push_back(c);
+    }
+    if (cpus.size() < engines)
+      return fail(EINVAL, absl::StrFormat("shoal_open: engine_cpus names %u CPUs for %u engines", cpus.size(), engines));
+  }
   if (const char* env = std::getenv("SHOAL_LOG")) shoal::Log::configure(env);
   auto driver = shoal::open_driver(uri, engines);
   if (!driver.ok()) return fail(driver.status());
@@ -395,6 +420,10 @@ int shoal_open(const char* uri, const struct shoal_open_attr* attr, struct shoal
     es->index = e;
     if (mode == SHOAL_MODE_THREADED) {
       es->thread = std::make_unique<shoal::engine::EngineThread>(*ctx->driver, e, cfg, seed);
+      if (!cpus.empty()) {
+        const absl::Status st = es->thread->pin_to_cpu(cpus[e]);
+        if (!st.ok()) return fail(EINVAL, "shoal_open: engine_cpus: " + std::string(st.message()));
+      }
     } else {
       es->engine = std::make_unique<shoal::engine::Engine>(*ctx->driver, e, cfg, seed);
     }

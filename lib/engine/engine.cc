@@ -1,8 +1,13 @@
 #include "lib/engine/engine.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <chrono>
 #include <cstring>
+#include <string>
 
+#include "absl/strings/str_format.h"
 #include "lib/base/log.h"
 
 namespace shoal::engine {
@@ -66,6 +71,24 @@ EngineThread::EngineThread(Driver& driver, uint32_t queue, const EngineConfig& c
                            uint32_t ring_size)
     : engine_(driver, queue, config, seed), posts_(ring_size), completions_(ring_size) {
   thread_ = std::thread([this] { run(); });
+  // "shoal-e<queue>": ps, top and the tests can find the engine threads.
+  const std::string name = "shoal-e" + std::to_string(queue);
+  pthread_setname_np(thread_.native_handle(), name.substr(0, 15).c_str());
+}
+
+absl::Status EngineThread::pin_to_cpu(int cpu) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof(allowed), &allowed) != 0 ||
+      !CPU_ISSET(cpu, &allowed)) {
+    return absl::InvalidArgumentError(absl::StrFormat("CPU %d is not one this process may run on", cpu));
+  }
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  const int rc = pthread_setaffinity_np(thread_.native_handle(), sizeof(one), &one);
+  if (rc != 0) return absl::InvalidArgumentError(absl::StrFormat("pinning to CPU %d failed: %s", cpu, strerror(rc)));
+  return absl::OkStatus();
 }
 
 EngineThread::~EngineThread() {

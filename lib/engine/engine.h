@@ -110,6 +110,9 @@ class EngineThread {
   EngineThread(Driver& driver, uint32_t queue, const EngineConfig& config, uint64_t seed,
                uint32_t ring_size = 4096);
   ~EngineThread();  // stops and joins
+  // Pins the engine thread to one CPU (threaded mode's engine_cpus).
+  // Errors: InvalidArgument (the CPU is not one this process may run on).
+  absl::Status pin_to_cpu(int cpu);
   EngineThread(const EngineThread&) = delete;
   EngineThread& operator=(const EngineThread&) = delete;
 

@@ -8,6 +8,9 @@
 // (library mode). Every wait is bounded: a broken build fails, never hangs.
 #include <gtest/gtest.h>
 
+#include <sched.h>
+#include <filesystem>
+#include <fstream>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -197,6 +200,52 @@ TEST(ApiOpen, BadUrisAndAttributesAreClearErrors) {
   attr.comp_mask = 1u << 30;
   EXPECT_EQ(shoal_open("sim://x", &attr, &ctx), ENOTSUP);
   EXPECT_EQ(ctx, nullptr);
+}
+
+// Threaded mode's engine_cpus pins each engine thread ("shoal-e<N>") to its
+// CPU; a malformed list, too few CPUs, a CPU the process may not use, or the
+// attribute in library mode are EINVAL.
+TEST(ApiOpen, EngineCpusPinTheEngineThreads) {
+  const std::string uri = uri_for_test();
+  shoal_open_attr oa{};
+  oa.comp_mask = SHOAL_OPEN_ATTR_ENGINE_CPUS;
+  oa.engine_cpus = "0";
+  shoal_context* ctx = nullptr;
+  EXPECT_EQ(shoal_open(uri.c_str(), &oa, &ctx), EINVAL);  // library mode
+  oa.comp_mask |= SHOAL_OPEN_ATTR_MODE | SHOAL_OPEN_ATTR_NUM_ENGINES;
+  oa.mode = SHOAL_MODE_THREADED;
+  oa.num_engines = 2;
+  for (const char* bad : {"", "x", "1-", "3-1", "0"}) {  // "0": one CPU for two engines
+    oa.engine_cpus = bad;
+    EXPECT_EQ(shoal_open(uri.c_str(), &oa, &ctx), EINVAL) << bad;
+  }
+  oa.engine_cpus = "100000,100001";
+  EXPECT_EQ(shoal_open(uri.c_str(), &oa, &ctx), EINVAL);
+  EXPECT_EQ(ctx, nullptr);
+  // The last CPU this process may run on, for both engines.
+  cpu_set_t allowed;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+  int last = -1;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &allowed)) last = c;
+  const std::string list = std::to_string(last) + "," + std::to_string(last);
+  oa.engine_cpus = list.c_str();
+  ASSERT_EQ(shoal_open(uri.c_str(), &oa, &ctx), 0) << shoal_last_error();
+  // Both engine threads of this context run on `last` only; read what the
+  // kernel says of every "shoal-e*" thread of the process.
+  int pinned = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name.rfind("shoal-e", 0) != 0) continue;
+    std::ifstream status(task.path() / "status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("Cpus_allowed_list:", 0) == 0 && line.substr(line.find_last_of(" \t") + 1) == std::to_string(last))
+        ++pinned;
+  }
+  EXPECT_GE(pinned, 2);
+  EXPECT_EQ(shoal_close(ctx), 0);
 }
 
 TEST_F(Api, QueryReportsLimitsAndAnAddressPeersCanUse) {
