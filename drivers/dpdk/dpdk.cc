@@ -28,6 +28,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lib/base/counters.h"
 #include "lib/base/log.h"
 #include "lib/base/status.h"
 
@@ -794,23 +795,7 @@ void DpdkDriver::rx_release(uint32_t q, std::span<RxPacket> pkts) {
 
 DpdkCounters DpdkDriver::counters() const {
   DpdkCounters t;
-  for (const auto& qu : queues_) {
-    const DpdkCounters& c = qu->c;
-    t.tx_packets += c.tx_packets;
-    t.rx_packets += c.rx_packets;
-    t.tx_full_drops += c.tx_full_drops;
-    t.tx_alloc_fail += c.tx_alloc_fail;
-    t.rx_dispatched += c.rx_dispatched;
-    t.rx_dispatch_drops += c.rx_dispatch_drops;
-    t.rx_bad += c.rx_bad;
-    t.rx_not_ours += c.rx_not_ours;
-    t.arp_rx += c.arp_rx;
-    t.arp_replies += c.arp_replies;
-    t.arp_requests += c.arp_requests;
-    t.neigh_drops += c.neigh_drops;
-    t.loopback += c.loopback;
-    t.bad_buffers += c.bad_buffers;
-  }
+  for (const auto& qu : queues_) add_counters(t, qu->c);
   return t;
 }
 

@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "lib/base/counters.h"
 #include "lib/base/rng.h"
 
 namespace shoal::sim {
@@ -350,16 +351,7 @@ uint32_t LoopbackDriver::tx_chunk(Queue& qu, std::span<TxPacket> pkts) {
 
 const LoopbackCounters& LoopbackDriver::counters() const {
   total_ = LoopbackCounters();
-  for (const auto& qu : queues_) {
-    const LoopbackCounters& c = qu->counters;
-    total_.tx_packets += c.tx_packets;
-    total_.rx_packets += c.rx_packets;
-    total_.inbox_drops += c.inbox_drops;
-    total_.unroutable += c.unroutable;
-    total_.lost += c.lost;
-    total_.ce_marked += c.ce_marked;
-    total_.bad_buffers += c.bad_buffers;
-  }
+  for (const auto& qu : queues_) add_counters(total_, qu->counters);
   return total_;
 }
 

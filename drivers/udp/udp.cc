@@ -6,6 +6,7 @@
 // the same places, so both hand out payloads at the same offset.
 #include "drivers/udp/udp.h"
 #include "drivers/uri_options.h"
+#include "lib/base/counters.h"
 
 #include <arpa/inet.h>
 #include <liburing.h>
@@ -715,17 +716,7 @@ uint32_t UdpDriver::tx_burst(uint32_t q, std::span<TxPacket> pkts) {
 
 UdpCounters UdpDriver::counters() const {
   UdpCounters t;
-  for (const auto& qu : queues_) {
-    const UdpCounters& c = qu->counters;
-    t.tx_packets += c.tx_packets;
-    t.tx_errors += c.tx_errors;
-    t.tx_dropped += c.tx_dropped;
-    t.rx_packets += c.rx_packets;
-    t.rx_dropped += c.rx_dropped;
-    t.rx_rearms += c.rx_rearms;
-    t.rx_errors += c.rx_errors;
-    t.bad_buffers += c.bad_buffers;
-  }
+  for (const auto& qu : queues_) add_counters(t, qu->counters);
   return t;
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "lib/base/counters.h"
 #include "lib/base/bitmap.h"
 #include "lib/base/bytes.h"
 #include "lib/base/histogram.h"
@@ -1029,6 +1030,25 @@ TEST(Slab, RandomAllocFreeMatchesAModel) {
     }
     ASSERT_EQ(slab.in_use(), held.size());
   }
+}
+
+}  // namespace
+}  // namespace shoal
+
+namespace shoal {
+namespace {
+
+struct TwoCounters {
+  uint64_t a = 0;
+  uint64_t b = 0;
+};
+
+TEST(Counters, AddCountersSumsEveryField) {
+  TwoCounters total{1, 2};
+  add_counters(total, TwoCounters{10, 20});
+  add_counters(total, TwoCounters{100, 0});
+  EXPECT_EQ(total.a, 111u);
+  EXPECT_EQ(total.b, 22u);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "lib/pool/pool.h"
+#include "lib/base/counters.h"
 
 namespace shoal::pool {
 
@@ -159,12 +160,7 @@ void PdcPool::release(uint16_t id) {
   auto it = map.find(e.key);
   if (it != map.end() && it->second == id) map.erase(it);
   if (e.pdc->state() == pds::PdcState::kFailed) ++counters_.failed;
-  {
-    static_assert(sizeof(pds::PdsCounters) % sizeof(uint64_t) == 0, "PdsCounters holds only uint64_t");
-    uint64_t* dst = reinterpret_cast<uint64_t*>(&freed_pdc_counters_);
-    const uint64_t* src = reinterpret_cast<const uint64_t*>(&e.pdc->counters());
-    for (size_t i = 0; i < sizeof(pds::PdsCounters) / sizeof(uint64_t); ++i) dst[i] += src[i];
-  }
+  add_counters(freed_pdc_counters_, e.pdc->counters());
   if (e.evicting) --closing_;
   e.evicting = false;
   e.pdc.reset();

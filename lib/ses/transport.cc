@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_format.h"
 #include "lib/base/log.h"
+#include "lib/base/counters.h"
 #include "lib/base/status.h"
 
 namespace shoal::ses {
@@ -618,11 +619,7 @@ uint32_t Transport::pdcs_open() const { return pool_.open(); }
 
 pds::PdsCounters Transport::pds_counters() const {
   pds::PdsCounters total = pool_.freed_pdc_counters();
-  pool_.for_each([&](uint16_t, const pds::Pdc& pdc) {
-    uint64_t* dst = reinterpret_cast<uint64_t*>(&total);
-    const uint64_t* src = reinterpret_cast<const uint64_t*>(&pdc.counters());
-    for (size_t i = 0; i < sizeof(pds::PdsCounters) / sizeof(uint64_t); ++i) dst[i] += src[i];
-  });
+  pool_.for_each([&](uint16_t, const pds::Pdc& pdc) { add_counters(total, pdc.counters()); });
   return total;
 }
 
