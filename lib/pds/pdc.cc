@@ -216,18 +216,24 @@ bool Pdc::wants_transmit(TimePoint now) const {
          cc::cc_window_allows(cc_, uint64_t{inflight_bytes_} + retx_bytes_, 1);
 }
 
-uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
+uint32_t Pdc::poll_control(TimePoint now, TxBatch& batch) {
   const uint32_t start = batch.count();
   if (state_ == PdcState::kClosed && ack_due_ <= now && !batch.full()) emit_ack(now, batch);
   if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return batch.count() - start;
-
-  // Receiver half first: ACKs free the peer's window.
   while (nack_count_ && !batch.full() && emit_nack(batch)) {
   }
   if (ack_due_ <= now && !batch.full()) emit_ack(now, batch);
   if (close_req_pending_ && !batch.full() && emit_ctrl(wire::CtrlType::kCloseReq, Psn(0), 0, batch)) {
     close_req_pending_ = false;
   }
+  return batch.count() - start;
+}
+
+uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
+  const uint32_t start = batch.count();
+  // Receiver half first: ACKs free the peer's window.
+  poll_control(now, batch);
+  if (state_ == PdcState::kClosed || state_ == PdcState::kFailed) return batch.count() - start;
 
   // Sender half: retransmissions, then the probe, then new units.
   if (slots_) {

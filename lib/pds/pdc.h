@@ -287,6 +287,16 @@ class Pdc {
   // the receiver answers NACK TRIMMED so the sender resends it at once.
   void on_trimmed(const wire::Packet& pkt, const RxMeta& meta, TimePoint now);
   uint32_t poll_transmit(TimePoint now, TxBatch& batch);
+  // The control part of poll_transmit alone: NACKs, the ACK and a CLOSE_REQ.
+  // An owner with several PDCs sends every PDC's control before anyone's
+  // data: one sending PDC can fill every batch, and an ACK stuck behind it
+  // stalls the peer's window until its RTO.
+  uint32_t poll_control(TimePoint now, TxBatch& batch);
+  bool control_due(TimePoint now) const {
+    if (state_ == PdcState::kClosed) return ack_due_ <= now;
+    if (state_ == PdcState::kFailed) return false;
+    return nack_count_ != 0 || ack_due_ <= now || close_req_pending_;
+  }
   TimePoint next_deadline() const;
   void on_timeout(TimePoint now);
 

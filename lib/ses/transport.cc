@@ -724,9 +724,20 @@ uint32_t Transport::poll_transmit(TimePoint now, TxBatch& batch) {
   while (uud_head_ != kNone && !batch.full()) {
     if (!emit_uud(batch)) break;
   }
-  // Round-robin over active PDCs; a PDC that has nothing more leaves the list.
-  size_t i = 0;
-  while (i < active_.size() && !batch.full()) {
+  // Every PDC's ACKs and NACKs before anyone's data: they are small and free
+  // the peers' windows, and a PDC with data can fill every batch, so an ACK
+  // waiting its turn behind it would stall the peer until its RTO.
+  for (size_t i = 0; i < active_.size() && !batch.full(); ++i) {
+    const uint16_t id = active_[i];
+    pds::Pdc* pdc = pool_.get(id);
+    if (pdc && pdc->control_due(now) && pdc->poll_control(now, batch) != 0) after_pdc_event(id, now);
+  }
+  // Then data, round-robin from where the last call stopped (a PDC that
+  // fills the batch leaves the next one first in line). A PDC that has
+  // nothing more leaves the list.
+  size_t i = active_cursor_;
+  for (size_t visits = active_.size(); visits != 0 && !active_.empty() && !batch.full(); --visits) {
+    if (i >= active_.size()) i = 0;
     const uint16_t id = active_[i];
     pds::Pdc* pdc = pool_.get(id);
     if (pdc) {
@@ -742,6 +753,7 @@ uint32_t Transport::poll_transmit(TimePoint now, TxBatch& batch) {
     }
     ++i;
   }
+  active_cursor_ = i;
   return batch.count() - start;
 }
 

@@ -1076,8 +1076,6 @@ TEST(TransportEqds, LostCreditsAndRequestsAreRepaired) {
   EXPECT_GE(t.h(2).counters().credit_repeats, 1u);
 }
 
-}  // namespace
-}  // namespace shoal::ses
 
 namespace shoal::ses {
 namespace {
@@ -1201,6 +1199,75 @@ TEST(Transport, AMessagesOwnRetryBudgetEndsItWhileThePdcGoesOn) {
   ASSERT_EQ(sc.size(), 1u);
   EXPECT_EQ(sc[0].wr_id, 2u);
   EXPECT_EQ(sc[0].status, WcStatus::kSuccess);
+}
+
+}  // namespace
+}  // namespace shoal::ses
+
+// Polls `t` for at most `n` packets through buffers of `buf` bytes each.
+std::vector<TxPacket> poll_n(Transport& t, TimePoint now, uint32_t n, std::vector<std::vector<uint8_t>>& buf) {
+  std::vector<TxPacket> slots(n);
+  buf.assign(n, std::vector<uint8_t>(9000));
+  for (uint32_t i = 0; i < n; ++i) {
+    slots[i].data = buf[i].data();
+    slots[i].capacity = static_cast<uint32_t>(buf[i].size());
+  }
+  TxBatch batch(slots.data(), n);
+  slots.resize(t.poll_transmit(now, batch));
+  return slots;
+}
+
+TEST(Transport, AnAckDueGoesOutBeforeDataEvenWhenEveryBatchCouldBeData) {
+  // Host 1 sends a long message of its own (its sending PDC is first on the
+  // active list) while it receives one from host 0. With one-packet
+  // batches, its sender could fill every batch: the ACK host 0 waits for
+  // must still leave first, or host 0 stalls until its RTO.
+  Pair p(small_mtu());
+  const auto from0 = pattern(8192, 1), from1 = pattern(8192, 2);
+  std::vector<uint8_t> rbuf0(8192), rbuf1(8192);
+  ASSERT_TRUE(p.h(0).post_recv(0, rbuf0, 70).ok());
+  ASSERT_TRUE(p.h(1).post_recv(0, rbuf1, 71).ok());
+  SendRequest back = send_to(from1, 2);
+  back.peer = 1;
+  ASSERT_TRUE(p.h(1).post_send(back).ok());
+  ASSERT_TRUE(p.h(0).post_send(send_to(from0, 1)).ok());
+  std::vector<std::vector<uint8_t>> buf;
+  std::vector<TxPacket> first = poll_n(p.h(0), p.now, 2, buf);
+  ASSERT_EQ(first.size(), 2u);
+  // The second packet alone: a gap, which host 1 acknowledges at once.
+  RxMeta meta;
+  meta.peer = 1;
+  p.h(1).on_datagram(std::span<const uint8_t>(first[1].data, first[1].len), meta, p.now);
+  std::vector<TxPacket> out = poll_n(p.h(1), p.now, 1, buf);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_TRUE(out[0].control);
+  wire::Packet pkt;
+  ASSERT_EQ(wire::parse_datagram(std::span<const uint8_t>(out[0].data, out[0].len), pkt), wire::WireError::kOk);
+  EXPECT_EQ(pkt.prologue.type, wire::PdsType::kAckCc);
+  // And the data goes on after it.
+  out = poll_n(p.h(1), p.now, 1, buf);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_FALSE(out[0].control);
+}
+
+TEST(Transport, PdcsWithDataTakeTurnsAcrossBatches) {
+  // Host 0 sends to hosts 1 and 2; each batch has room for one packet, which
+  // one PDC could take every time. Taking turns, the packets alternate.
+  Trio t{TransportConfig()};
+  std::vector<uint8_t> big = pattern(64 * 4096, 5);
+  SendRequest to1 = send_to(big, 1), to2 = send_to(big, 2);
+  to1.peer = 2;
+  to2.peer = 3;
+  ASSERT_TRUE(t.h(0).post_send(to1).ok());
+  ASSERT_TRUE(t.h(0).post_send(to2).ok());
+  std::vector<std::vector<uint8_t>> buf;
+  std::vector<PeerAddr> order;
+  for (int i = 0; i < 8; ++i) {
+    std::vector<TxPacket> out = poll_n(t.h(0), t.now, 1, buf);
+    ASSERT_EQ(out.size(), 1u);
+    order.push_back(out[0].peer);
+  }
+  EXPECT_EQ(order, (std::vector<PeerAddr>{2, 3, 2, 3, 2, 3, 2, 3}));
 }
 
 }  // namespace
