@@ -226,6 +226,9 @@ uint32_t Pdc::poll_control(TimePoint now, TxBatch& batch) {
   if (close_req_pending_ && !batch.full() && emit_ctrl(wire::CtrlType::kCloseReq, Psn(0), 0, batch)) {
     close_req_pending_ = false;
   }
+  // EQDS: ask for credit as soon as the PDC is open, not after the initial
+  // window, or the grants arrive a window late and the sender idles.
+  if (credit_request_due() && !batch.full()) request_credit(now, batch);
   return batch.count() - start;
 }
 

@@ -287,7 +287,8 @@ class Pdc {
   // the receiver answers NACK TRIMMED so the sender resends it at once.
   void on_trimmed(const wire::Packet& pkt, const RxMeta& meta, TimePoint now);
   uint32_t poll_transmit(TimePoint now, TxBatch& batch);
-  // The control part of poll_transmit alone: NACKs, the ACK and a CLOSE_REQ.
+  // The control part of poll_transmit alone: NACKs, the ACK, a CLOSE_REQ and
+  // (EQDS) a CREDIT_REQ once the packet that opens the PDC has left.
   // An owner with several PDCs sends every PDC's control before anyone's
   // data: one sending PDC can fill every batch, and an ACK stuck behind it
   // stalls the peer's window until its RTO.
@@ -295,7 +296,7 @@ class Pdc {
   bool control_due(TimePoint now) const {
     if (state_ == PdcState::kClosed) return ack_due_ <= now;
     if (state_ == PdcState::kFailed) return false;
-    return nack_count_ != 0 || ack_due_ <= now || close_req_pending_;
+    return nack_count_ != 0 || ack_due_ <= now || close_req_pending_ || credit_request_due();
   }
   TimePoint next_deadline() const;
   void on_timeout(TimePoint now);
@@ -405,6 +406,8 @@ class Pdc {
   // nothing is in flight: one packet per retransmission timeout, charged as
   // usual (its credit goes negative until the grants catch up).
   bool syn_probe_allowed() const { return cc_.credit_limited && !remote_known_ && inflight_bytes_ == 0; }
+  // A CREDIT_REQ is owed and the target can place it: the SYN went first.
+  bool credit_request_due() const { return credit_req_due_ && next_psn_ != start_psn_; }
   bool paced(TimePoint now) const { return cc_.pacing_rate != 0 && next_send_ns_ > now.ns(); }
   // Keeps pace_wait_ (a wake-up at next_send_ns_) true only while data waits for it.
   void note_pacing(TimePoint now) {

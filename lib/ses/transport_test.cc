@@ -1076,6 +1076,8 @@ TEST(TransportEqds, LostCreditsAndRequestsAreRepaired) {
   EXPECT_GE(t.h(2).counters().credit_repeats, 1u);
 }
 
+}  // namespace
+}  // namespace shoal::ses
 
 namespace shoal::ses {
 namespace {
@@ -1201,9 +1203,6 @@ TEST(Transport, AMessagesOwnRetryBudgetEndsItWhileThePdcGoesOn) {
   EXPECT_EQ(sc[0].status, WcStatus::kSuccess);
 }
 
-}  // namespace
-}  // namespace shoal::ses
-
 // Polls `t` for at most `n` packets through buffers of `buf` bytes each.
 std::vector<TxPacket> poll_n(Transport& t, TimePoint now, uint32_t n, std::vector<std::vector<uint8_t>>& buf) {
   std::vector<TxPacket> slots(n);
@@ -1270,5 +1269,28 @@ TEST(Transport, PdcsWithDataTakeTurnsAcrossBatches) {
   EXPECT_EQ(order, (std::vector<PeerAddr>{2, 3, 2, 3, 2, 3, 2, 3}));
 }
 
+TEST(TransportEqds, CreditIsRequestedRightAfterTheSynNotAfterTheInitialWindow) {
+  // The unsolicited window is one BDP (about 30 packets here). Asked for
+  // only after it, credit comes back a whole window late and the sender
+  // idles; asked for with the first packet, grants meet the window's end.
+  Pair p(eqds_config());
+  const auto msg = pattern(1 << 20, 9);
+  ASSERT_TRUE(p.h(0).post_send(send_to(msg, 1)).ok());
+  std::vector<std::vector<uint8_t>> buf;
+  int data_before_request = -1, data = 0;
+  for (int poll = 0; poll < 4 && data_before_request < 0; ++poll) {
+    for (const TxPacket& tx : poll_n(p.h(0), p.now, 4, buf)) {
+      wire::Packet pkt;
+      ASSERT_EQ(wire::parse_datagram(std::span<const uint8_t>(tx.data, tx.len), pkt), wire::WireError::kOk);
+      if (pkt.prologue.type == wire::PdsType::kCtrl && pkt.ctrl.ctrl_type() == wire::CtrlType::kCreditReq) {
+        data_before_request = data;
+        break;
+      }
+      ++data;
+    }
+  }
+  EXPECT_GE(data_before_request, 1);  // the SYN first: the target must know the PDC
+  EXPECT_LE(data_before_request, 4);
+}
 }  // namespace
 }  // namespace shoal::ses
