@@ -180,6 +180,12 @@ std::string parse_common(FlagReader& r, const std::string& scenario, uint64_t de
   const int64_t ecn_k = r.i("ecn-k", std::max<int64_t>(1, q / 5));
   if (ecn_k < 1) return "--ecn-k must be >= 1";
   f.queue.ecn_k = static_cast<uint32_t>(ecn_k);
+  const int64_t kmin = r.i("red-kmin", f.queue.red_kmin), kmax = r.i("red-kmax", f.queue.red_kmax);
+  const double pmax = r.f("red-pmax", f.queue.red_pmax);
+  if (kmin < 0 || kmax <= kmin || pmax < 0 || pmax > 1) return "--red-kmin >= 0, --red-kmax > --red-kmin, --red-pmax in 0..1";
+  f.queue.red_kmin = static_cast<uint32_t>(kmin);
+  f.queue.red_kmax = static_cast<uint32_t>(kmax);
+  f.queue.red_pmax = pmax;
   const int64_t seed = r.i("seed", 13);
   f.seed = static_cast<uint64_t>(seed);
   const double sample_us = r.f("sample-us", 1), bin_us = r.f("bin-us", 5), limit_ms = r.f("time-limit-ms", 1000);

@@ -28,6 +28,9 @@
   "                     eqds, off otherwise; --trim false turns it off)\n"                          \
   "    --ecn MODE       off | step | red (default step)\n"                                          \
   "    --ecn-k K        step marking threshold, packets (default queue-pkts/5, at least 1)\n"       \
+  "    --red-kmin K --red-kmax K --red-pmax P\n"                                                   \
+  "                     red marking: none below kmin packets, rising to pmax at kmax,\n"          \
+  "                     all from kmax (defaults 5, 30, 0.2)\n"                                    \
   "    --seed S         seed of the fabric and the hosts (default 13)\n"                            \
   "    --sample-us U    queue sampling period (default 1)\n"                                        \
   "    --bin-us U       goodput time-series bin (default 5)\n"                                      \
