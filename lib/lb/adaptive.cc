@@ -4,7 +4,10 @@
 //
 // choose_entropy, in order of preference:
 //   1. a probe: a quarantined entropy whose quarantine ended (one packet per
-//      probe_interval until a verdict comes back);
+//      probe_interval until a verdict comes back), but never for a
+//      retransmission: a probe fails if the path is still dead, and a
+//      packet that is resent only on each RTO would then probe, and be
+//      lost on, one dead path after another until the PDC gives up;
 //   2. the oldest entropy in the recycle cache (FIFO): its last packet came
 //      back ACKed, without CE, and not slow;
 //   3. a fresh entropy from the spray sequence, skipping quarantined ones.
@@ -149,12 +152,12 @@ void adaptive_init(LbState& s, const LbParams& p, uint64_t pdc_seed) {
   st.seq.init(p, pdc_hash(p, pdc_seed));
 }
 
-uint16_t adaptive_choose(LbState& s, TimePoint now, Rng& rng) {
+uint16_t adaptive_choose(LbState& s, TimePoint now, Rng& rng, bool retransmission) {
   State& st = s.as<State>();
   const LbParams& p = *s.params;
   ++s.counters->choices;
 
-  if (st.q_count > 0) {
+  if (st.q_count > 0 && !retransmission) {
     const uint32_t now_tick = to_tick(now);
     for (int i = 0; i < st.q_count; ++i) {
       // For a waiting entry the deadline ends its quarantine; for a probing

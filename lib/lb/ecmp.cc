@@ -16,7 +16,7 @@ void ecmp_init(LbState& s, const LbParams& p, uint64_t pdc_seed) {
       static_cast<uint16_t>(p.entropy_base + (static_cast<uint16_t>(pdc_hash(p, pdc_seed)) & mask));
 }
 
-uint16_t ecmp_choose(LbState& s, TimePoint, Rng&) {
+uint16_t ecmp_choose(LbState& s, TimePoint, Rng&, bool) {
   ++s.counters->choices;
   return s.as<EcmpState>().entropy;
 }

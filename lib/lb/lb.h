@@ -127,8 +127,11 @@ struct LbOps {
   // Builds the policy state from validated params and the PDC's seed (e.g. a
   // hash of its peer and id). Deterministic: same inputs, same choices.
   void (*init)(LbState& s, const LbParams& params, uint64_t pdc_seed) = nullptr;
-  // The entropy for the next packet (new or retransmitted).
-  uint16_t (*choose_entropy)(LbState& s, TimePoint now, Rng& rng) = nullptr;
+  // The entropy for the next packet. `retransmission`: the packet was
+  // declared lost once already, so a policy should pick a path it trusts (a
+  // retransmission sent as a probe of a doubtful path, lost again, costs
+  // another timeout; with one packet in flight it can cost every one).
+  uint16_t (*choose_entropy)(LbState& s, TimePoint now, Rng& rng, bool retransmission) = nullptr;
   // A packet sent on `entropy` was acknowledged; `rtt` is its sample (zero if
   // the PDC has none, e.g. an ambiguous retransmission), `ecn_ce` whether its
   // ACK echoed a CE mark.
@@ -169,8 +172,8 @@ class PathSelector {
     ops.init(state_, params, pdc_seed);
   }
 
-  uint16_t choose_entropy(TimePoint now, Rng& rng) {
-    return ops_->choose_entropy(state_, now, rng);
+  uint16_t choose_entropy(TimePoint now, Rng& rng, bool retransmission = false) {
+    return ops_->choose_entropy(state_, now, rng, retransmission);
   }
   void on_ack(uint16_t entropy, Duration rtt, bool ecn_ce, TimePoint now) {
     ops_->on_ack(state_, entropy, rtt, ecn_ce, now);

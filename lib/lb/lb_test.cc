@@ -39,7 +39,7 @@ bool in_set(const LbParams& p, uint16_t e) {
 // ---------------------------------------------------------------- registry
 
 void noop_init(LbState&, const LbParams&, uint64_t) {}
-uint16_t const_choose(LbState&, TimePoint, Rng&) { return 4242; }
+uint16_t const_choose(LbState&, TimePoint, Rng&, bool) { return 4242; }
 void noop_ack(LbState&, uint16_t, Duration, bool, TimePoint) {}
 void noop_event(LbState&, uint16_t, TimePoint) {}
 
@@ -352,6 +352,21 @@ TEST_F(AdaptiveTest, QuarantinesTimedOutEntropyThenProbesAndReinstates) {
   ack_clean(bad, at_us(63));  // the probe came back clean
   EXPECT_EQ(sel_.counters().reinstated, 1u);
   EXPECT_EQ(choose(at_us(63)), bad);  // and is recycled like any good entropy
+}
+
+TEST_F(AdaptiveTest, ARetransmissionIsNeverAProbe) {
+  // A packet resent only on each RTO (the last one in flight) must not be
+  // spent probing paths that failed: it would be lost on one after another.
+  init(16);
+  const uint16_t bad = choose(at_us(0));
+  sel_.on_timeout(bad, at_us(10));  // quarantined until 60 us
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_NE(sel_.choose_entropy(at_us(61 + i), rng_, /*retransmission=*/true), bad) << i;
+  }
+  EXPECT_EQ(sel_.counters().probes, 0u);
+  // New data probes it as before.
+  EXPECT_EQ(choose(at_us(120)), bad);
+  EXPECT_EQ(sel_.counters().probes, 1u);
 }
 
 TEST_F(AdaptiveTest, FailedProbeDoublesQuarantine) {

@@ -15,7 +15,7 @@ void spray_init(LbState& s, const LbParams& p, uint64_t pdc_seed) {
   s.as<SprayState>().seq.init(p, pdc_hash(p, pdc_seed));
 }
 
-uint16_t spray_choose(LbState& s, TimePoint, Rng& rng) {
+uint16_t spray_choose(LbState& s, TimePoint, Rng& rng, bool) {
   ++s.counters->choices;
   ++s.counters->explored;
   return s.as<SprayState>().seq.next(rng);

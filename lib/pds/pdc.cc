@@ -62,7 +62,7 @@ Pdc::Pdc(const PdsConfig& config, PdsUpper* upper, const PdcParams& params)
       shared_(params.shared),
       peer_(params.peer),
       local_id_(params.local_id),
-      entropy_(params.entropy),
+      reply_entropy_(params.entropy),
       mode_(params.mode) {
   // The owner validated the names (validate()); an unknown one here is a
   // bug, answered with the defaults rather than a crash on the data path.
@@ -530,7 +530,7 @@ bool Pdc::emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& ba
   len = tx.len;
   // A fresh path per transmission; a loss of the previous one was already
   // reported against its entropy, so an adaptive policy can steer away.
-  const uint16_t entropy = lb_.choose_entropy(now, shared_->lb_rng);
+  const uint16_t entropy = lb_.choose_entropy(now, shared_->lb_rng, retx);
   tx.entropy = entropy;
 
   if (s.state == kLost || (s.state == kInFlight && s.links.linked())) unlink(idx);
@@ -1009,6 +1009,9 @@ void Pdc::request_credit(TimePoint now, TxBatch& batch) {
       credit_req_repeat_ = repeat;
       return;
     }
+    // A request of ours like the data: on a path our path selection trusts
+    // (a repeat tries another), and the target answers on the same one.
+    batch.filled()[batch.count() - 1].entropy = lb_.choose_entropy(now, shared_->lb_rng, /*retransmission=*/true);
     ++counters_.credit_reqs_sent;
     credit_req_sent_ = std::max(credit_req_sent_, total);
     sent = true;
@@ -1067,6 +1070,7 @@ void Pdc::on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now)
     ++ce_since_ack_;
   }
   const bool ack_requested = (h.prologue.flags & wire::kReqFlagAckReq) != 0;
+  reply_entropy_ = meta.entropy;  // the sender's path selection chose it: answer on it
   // Duplicate: already passed up. Tell the sender again, now.
   if (psn <= cack_ || (psn - cack_ <= static_cast<int32_t>(rx_bitmap_.capacity()) &&
                        rx_bitmap_.test(psn.value()))) {
@@ -1178,6 +1182,7 @@ void Pdc::on_trimmed(const wire::Packet& pkt, const RxMeta& meta, TimePoint now)
   (void)now;
   if (state_ != PdcState::kOpen || !receiver_started_) return;
   ++counters_.rx_trimmed;
+  reply_entropy_ = meta.entropy;
   if (meta.ecn == Ecn::kCe) ++ce_since_ack_;
   const Psn psn(pkt.request.psn);
   // A trim of something we already have, or of a PSN outside the window,
@@ -1234,7 +1239,7 @@ bool Pdc::commit_packet(TxPacket& tx, size_t len, bool control, TxBatch& batch) 
   tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), len));
   if (tx.len == 0) return false;
   tx.peer = peer_;
-  tx.entropy = entropy_;
+  tx.entropy = reply_entropy_;  // a request's is then the path selector's (emit_request)
   // Requests are ECN-capable at the request class; ACK/NACK/CTRL travel at
   // the control class (EF) and are not ECN-capable (they carry the signal).
   tx.dscp = control ? config_.dscp_control : config_.dscp_request;

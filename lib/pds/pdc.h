@@ -104,8 +104,8 @@ struct PdsConfig {
   std::string cc = "fixed";
   cc::CcParams cc_params = default_cc_params();
   // Path selection: a lib/lb registry name ("ecmp": one entropy per PDC;
-  // "spray"; "adaptive") and its knobs. Requests take an entropy per packet;
-  // ACK/NACK/CTRL keep the PDC's fixed one (PdcParams::entropy).
+  // "spray"; "adaptive") and its knobs. Requests (and CREDIT_REQs) take an
+  // entropy per packet; replies echo the latest one (see reply_entropy_).
   std::string lb = "ecmp";
   lb::LbParams lb_params;
   // ACK coalescing: an ACK after this many packets or this delay, whichever
@@ -324,7 +324,10 @@ class Pdc {
   PeerAddr peer() const { return peer_; }
   uint16_t local_id() const { return local_id_; }
   uint16_t remote_id() const { return remote_id_; }
-  uint16_t entropy() const { return entropy_; }  // of its ACK/NACK/CTRL
+  uint16_t reply_entropy() const { return reply_entropy_; }  // of its ACK/NACK/CTRL (and CREDITs for it)
+  // A CREDIT_REQ for this PDC arrived on `entropy` (the transport takes
+  // those): answer on it.
+  void heard_on(uint16_t entropy) { reply_entropy_ = entropy; }
   bool remote_known() const { return remote_known_; }
   DeliveryMode mode() const { return mode_; }
 
@@ -460,7 +463,15 @@ class Pdc {
   PdcShared* shared_;
   PeerAddr peer_;
   uint16_t local_id_;
-  uint16_t entropy_;  // ACK/NACK/CTRL
+  // What ACK/NACK/CTRL CREDIT/CLOSE_REQ travel on: the entropy of the latest
+  // request or CREDIT_REQ that arrived, PdcParams::entropy until then. Those
+  // carry the sender's path selection's choice, and a reply on the same
+  // entropy lets that selection, which sees a lost ACK as a lost request,
+  // steer both directions (the two directions of one entropy take
+  // unrelated paths, so a reply cannot trust an entropy on its own). A
+  // fixed entropy would strand a PDC whose reply path crosses a failed
+  // link however well its requests steer around it.
+  uint16_t reply_entropy_;
   DeliveryMode mode_;
   PdcState state_ = PdcState::kOpen;
   uint16_t remote_id_ = 0;

@@ -1345,7 +1345,7 @@ std::vector<LbEvent> lb_log;
 uint16_t lb_next = 0;
 
 void lbrec_init(lb::LbState&, const lb::LbParams&, uint64_t) {}
-uint16_t lbrec_choose(lb::LbState& s, TimePoint, Rng&) {
+uint16_t lbrec_choose(lb::LbState& s, TimePoint, Rng&, bool) {
   const uint16_t e = static_cast<uint16_t>(s.params->entropy_base + (lb_next++ % s.params->entropy_count));
   lb_log.push_back({'c', e, false, Duration::zero()});
   return e;
@@ -1543,14 +1543,21 @@ TEST(PdcLbTest, EachTransmissionTakesAnEntropyAndFeedbackNamesIt) {
   };
   ASSERT_TRUE(p.transfer(0, kUnits));
   // Requests carry the policy's entropies, one choice per transmission;
-  // ACKs keep the PDC's fixed one.
+  // an ACK goes back on the entropy of the request that triggered it (the
+  // latest arrival), never on the PDC's fixed one.
   int chosen = 0;
   for (const auto& e : lb_log) chosen += e.what == 'c';
   EXPECT_EQ(chosen, static_cast<int>(p.requests().size()));
   std::set<uint16_t> used;
   for (const Rec* r : p.requests()) used.insert(r->tx.entropy);
   EXPECT_EQ(used.size(), p.requests().size());  // this policy never repeats here
-  for (const Rec* r : p.acks()) EXPECT_EQ(r->tx.entropy, 0x4321);
+  std::map<uint32_t, std::set<uint16_t>> entropies_of;  // PSN -> entropies of its transmissions
+  for (const Rec* r : p.requests()) entropies_of[r->psn()].insert(r->tx.entropy);
+  for (const Rec* r : p.acks()) {
+    const uint32_t trigger = r->pkt.ack.cack_psn + static_cast<uint32_t>(static_cast<int32_t>(r->pkt.ack.ack_psn_offset));
+    EXPECT_NE(r->tx.entropy, 0x4321);
+    EXPECT_EQ(entropies_of[trigger].count(r->tx.entropy), 1u) << "ACK for PSN " << trigger;
+  }
   // The loss is reported on the lost packet's entropy before the choice for
   // its retransmission; the trim on the trimmed one; the CE on the marked one.
   auto find = [&](char what, uint16_t e) {

@@ -700,6 +700,7 @@ void Transport::on_datagram(std::span<const uint8_t> datagram, const RxMeta& met
   }
   if (credit_) {
     if (pkt.prologue.type == wire::PdsType::kCtrl && pkt.ctrl.ctrl_type() == wire::CtrlType::kCreditReq) {
+      pdc.heard_on(meta.entropy);
       on_credit_request(id, pkt.ctrl, now);
       return;
     }
@@ -973,7 +974,7 @@ bool Transport::emit_credit(uint16_t id, uint64_t granted_total, TxBatch& batch)
   if (n == 0) return false;
   tx.len = static_cast<uint32_t>(wire::seal(std::span<uint8_t>(tx.data, tx.capacity), n));
   tx.peer = pdc->peer();
-  tx.entropy = pdc->entropy();
+  tx.entropy = pdc->reply_entropy();
   tx.dscp = config_.pds.dscp_control;
   tx.ecn = Ecn::kNotEct;
   tx.control = true;

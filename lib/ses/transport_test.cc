@@ -780,7 +780,7 @@ class Trio {
   void collect() {
     for (int i = 0; i < 3; ++i) {
       while (link_.poll(*hosts_[i], now, [&](std::span<const uint8_t> dg, const TxPacket& tx) {
-        Wire w{std::vector<uint8_t>(dg.begin(), dg.end()), i, static_cast<int>(tx.peer) - 1, false};
+        Wire w{std::vector<uint8_t>(dg.begin(), dg.end()), i, static_cast<int>(tx.peer) - 1, false, tx.entropy};
         if (on_send) on_send(w, tx);
         const Fate f = fate ? fate(w) : kDeliver;
         if (f == kDrop) return;
@@ -809,6 +809,7 @@ class Trio {
         RxMeta meta;
         meta.peer = static_cast<PeerAddr>(w.from + 1);
         meta.trimmed = w.trimmed;
+        meta.entropy = w.entropy;
         if (on_deliver) on_deliver(w);
         hosts_[w.to]->on_datagram(w.bytes, meta, now);
       }
@@ -822,6 +823,7 @@ class Trio {
     std::vector<uint8_t> bytes;
     int from, to;
     bool trimmed;
+    uint16_t entropy;
   };
   static wire::Packet parse(const Wire& w) {
     wire::Packet pkt;
@@ -1292,5 +1294,55 @@ TEST(TransportEqds, CreditIsRequestedRightAfterTheSynNotAfterTheInitialWindow) {
   EXPECT_GE(data_before_request, 1);  // the SYN first: the target must know the PDC
   EXPECT_LE(data_before_request, 4);
 }
+TEST(TransportEqds, RepliesFollowTheEntropyOfTheLatestRequestOrCreditRequest) {
+  // ACKs and CREDITs go back on the entropy the sender's path selection
+  // chose for the latest request or CREDIT_REQ that arrived, so that a
+  // sender steering around a dead path steers its replies too.
+  TransportConfig cfg = eqds_config();
+  cfg.pds.lb = "spray";
+  Trio t(cfg);
+  std::vector<uint8_t> rbuf(1 << 20);
+  ASSERT_TRUE(t.h(1).post_recv(0, rbuf, 9).ok());
+  const auto msg = pattern(1 << 20, 4);
+  ASSERT_TRUE(t.h(0).post_send(send_to(msg, 1)).ok());
+  int latest = -1, replies = 0, credits = 0, wrong = 0;
+  std::set<uint16_t> reply_entropies;
+  t.on_deliver = [&](const Trio::Wire& w) {
+    if (w.from != 0 || w.to != 1) return;
+    const wire::Packet pkt = Trio::parse(w);
+    if (Trio::is_data(pkt) || Trio::is_ctrl(pkt, wire::CtrlType::kCreditReq)) latest = w.entropy;
+  };
+  t.on_send = [&](const Trio::Wire& w, const TxPacket& tx) {
+    if (w.from != 1) return;
+    const wire::Packet pkt = Trio::parse(w);
+    const bool credit = Trio::is_ctrl(pkt, wire::CtrlType::kCredit);
+    if (pkt.prologue.type != wire::PdsType::kAckCc && !credit) return;
+    ++replies;
+    credits += credit;
+    wrong += tx.entropy != latest;
+    reply_entropies.insert(tx.entropy);
+  };
+  // Lose every CREDIT for a while: the blocked sender repeats its
+  // CREDIT_REQ with no data in between, and the answer must follow it.
+  const TimePoint heal = t.now + Duration::micros(600);
+  t.fate = [&](const Trio::Wire& w) {
+    return w.from == 1 && t.now < heal && Trio::is_ctrl(Trio::parse(w), wire::CtrlType::kCredit) ? Trio::kDrop
+                                                                                             : Trio::kDeliver;
+  };
+  std::vector<Completion> done;
+  auto finished = [&] {
+    Completion wc[8];
+    uint32_t n;
+    while ((n = t.h(0).poll_completions(wc, 8)) > 0) done.insert(done.end(), wc, wc + n);
+    return !done.empty();
+  };
+  ASSERT_TRUE(t.run(finished, Duration::millis(50)));
+  EXPECT_EQ(done[0].status, WcStatus::kSuccess);
+  EXPECT_GT(credits, 10);
+  EXPECT_GT(t.h(1).counters().credit_repeats, 0u);
+  EXPECT_EQ(wrong, 0) << "of " << replies << " replies";
+  EXPECT_GT(reply_entropies.size(), 4u);  // sprayed, not one fixed entropy
+}
+
 }  // namespace
 }  // namespace shoal::ses
