@@ -693,13 +693,36 @@ int run_permutation_like(Args& args, bool json, bool with_failure) {
   HostNeeds needs;
   needs.out.assign(b.o.hosts, 1);
   needs.in.assign(b.o.hosts, 1);
+  auto make_flows = [&] {
+    std::vector<Flow> f;
+    for (uint32_t h = 0; h < b.o.hosts; ++h) f.push_back(Flow{h, dst[h], b.o.flow_size, Duration::zero()});
+    return f;
+  };
+  // link-failure: the same run without the failure first (same seed, so the
+  // same events up to the failure): recovery is judged against what the
+  // fabric delivered then, bin by bin, so that a CC's own swings (DCQCN's
+  // first cut, say) are not taken for the failure's effect.
+  Bench base;
+  base.o = b.o;
+  TimePoint base_first_end = TimePoint::max();
+  if (with_failure) {
+    if (std::string e = build(base, needs, 64); !e.empty()) {
+      std::fprintf(stderr, "shoal-sim: %s\n", e.c_str());
+      return 2;
+    }
+    std::vector<Flow> base_flows = make_flows();
+    std::fprintf(stderr, "%s: the same run without the failure first (the reference for recovery)\n", name.c_str());
+    run_flows(base, base_flows);
+    for (const Flow& f : base_flows)
+      if (!f.failed) base_first_end = std::min(base_first_end, f.end);
+    base.sim.reset();
+  }
   if (std::string e = build(b, needs, 64); !e.empty()) {
     std::fprintf(stderr, "shoal-sim: %s\n", e.c_str());
     return 2;
   }
   FabricSim& sim = *b.sim;
-  std::vector<Flow> flows;
-  for (uint32_t h = 0; h < b.o.hosts; ++h) flows.push_back(Flow{h, dst[h], b.o.flow_size, Duration::zero()});
+  std::vector<Flow> flows = make_flows();
 
   // The failure: at fail_at, the aggregation->core (leaf->spine) link that
   // has carried the most bytes so far (so that it surely carries traffic),
@@ -725,14 +748,14 @@ int run_permutation_like(Args& args, bool json, bool with_failure) {
   FlowResult res = run_flows(b, flows);
   const Duration elapsed = res.last_end - TimePoint::zero();
 
-  // Recovery: the pre-failure level is the mean aggregate goodput of the bins
-  // in the half of the run before the failure (past the start-up ramp); the
-  // window to judge recovery ends at the first flow completion (after that,
-  // goodput falls because flows are done, not because of the failure).
-  // recovery = the end of the last bin below 90% of that level, minus the
-  // failure time; 0 if no bin after the failure dipped.
+  // Recovery: from the failure to the first flow completion in either run
+  // (after that, goodput falls because flows are done, not because of the
+  // failure), a bin is low when it delivered under 90% of the same bin of
+  // the run without the failure. recovery = the end of the last low bin,
+  // minus the failure time; 0 if none was low. pre = the mean aggregate
+  // goodput of the bins in the half of the run before the failure.
   double pre = 0, dip_min = 0;
-  double recovery_us = 0;
+  double recovery_us = 0, after_over_base = 0;
   bool recovered = true;
   uint32_t stalled = 0;
   if (with_failure) {
@@ -741,17 +764,20 @@ int run_permutation_like(Args& args, bool json, bool with_failure) {
     const size_t pre_lo = fail_bin / 2;
     for (size_t i = pre_lo; i < fail_bin; ++i) pre += bin_gbps(b, i);
     pre = fail_bin > pre_lo ? pre / static_cast<double>(fail_bin - pre_lo) : 0;
-    TimePoint first_end = TimePoint::max();
+    TimePoint first_end = base_first_end;
     for (const Flow& f : flows)
       if (!f.failed) first_end = std::min(first_end, f.end);
     const size_t end_bin = first_end.is_max() ? b.bins.size() : static_cast<size_t>(first_end.ns() / bin_ns);
     dip_min = pre;
+    double after_sum = 0, base_sum = 0;
     size_t last_low = fail_bin;  // exclusive end of the last low bin
     bool any_low = false;
     for (size_t i = fail_bin; i < end_bin; ++i) {
       const double g = bin_gbps(b, i);
       dip_min = std::min(dip_min, g);
-      if (g < 0.9 * pre) {
+      after_sum += g;
+      base_sum += bin_gbps(base, i);
+      if (g < 0.9 * bin_gbps(base, i)) {
         any_low = true;
         last_low = i + 1;
       }
@@ -762,6 +788,7 @@ int run_permutation_like(Args& args, bool json, bool with_failure) {
       // the window that can show it.
       if (last_low >= end_bin) recovered = false;
     }
+    after_over_base = base_sum > 0 ? after_sum / base_sum : 0;
     for (const Flow& f : flows) {
       // A flow that never finished was stalled from its last byte to the end.
       Duration gap = b.max_gap[f.dst];
@@ -779,8 +806,10 @@ int run_permutation_like(Args& args, bool json, bool with_failure) {
   if (with_failure) {
     std::printf("  %-30s %s at %.1f us\n", "failed link",
                 failed_port == ~0u ? "(none)" : sim.port_name(failed_port).c_str(), fail_at.us());
-    std::printf("  %-30s pre-failure %.1f Gb/s, lowest after %.1f Gb/s, recovery %s\n", "aggregate goodput", pre,
-                dip_min, recovered ? absl::StrFormat("%.1f us", recovery_us).c_str() : "not within the run");
+    std::printf("  %-30s pre-failure %.1f Gb/s, lowest after %.1f Gb/s, after/without failure %.3f, recovery %s\n",
+                "aggregate goodput", pre, dip_min, after_over_base,
+                recovered ? absl::StrFormat("%.1f us", recovery_us).c_str()
+                          : "not within the run (below 90% of the run without the failure)");
     std::printf("  %-30s %u (no progress for > %.0f us)\n", "flows stalled", stalled, stall_us);
   }
   print_common(b, elapsed);
@@ -792,7 +821,8 @@ int run_permutation_like(Args& args, bool json, bool with_failure) {
     if (with_failure) {
       j.add("fail_at_us", fail_at.us())
           .add("failed_link", failed_port == ~0u ? std::string("") : sim.port_name(failed_port))
-          .add("pre_failure_gbps", pre).add("min_goodput_after_gbps", dip_min).add("recovered", recovered);
+          .add("pre_failure_gbps", pre).add("min_goodput_after_gbps", dip_min)
+          .add("goodput_after_over_no_failure", after_over_base).add("recovered", recovered);
       if (recovered) {
         j.add("recovery_us", recovery_us);
       } else {

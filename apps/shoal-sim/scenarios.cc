@@ -72,7 +72,7 @@ const std::vector<Scenario>& scenarios() {
        "    --flow-size B    bytes per pair (default 262144)\n" FABRIC_COMMON_FLAGS,
        run_all_to_all},
       {"link-failure",
-       "permutation with one aggregation-core (leaf-spine) link failing mid-run: recovery, stalls, bytes lost",
+       "permutation with one aggregation-core (leaf-spine) link failing mid-run: recovery (bin by bin against the same run without the failure, which runs first), stalls, bytes lost",
        "    --flow-size B    bytes per flow (default 8388608: long enough to watch recovery)\n"
        "    --pattern P      shift | random (default shift)\n"
        "    --fail-at-us U   when the link fails (default 50)\n"
