@@ -75,6 +75,9 @@ struct SwiftParams {
   double max_cwnd = 0;                       // packets; 0 = 4 BDP
   double init_cwnd = 0;                      // packets; 0 = 1 BDP
   uint32_t retx_reset_threshold = 5;         // consecutive RTOs that reset cwnd to min
+  // A loss cuts only while srtt is at or above the target delay (a queue is
+  // there); true: every loss cuts, as in the paper's fast recovery.
+  bool cut_on_any_loss = false;
 };
 
 // Knobs of `dcqcn` (lib/cc/dcqcn.h). Rates are bytes per second.
@@ -90,6 +93,9 @@ struct DcqcnParams {
   double rate_hai = 400e6 / 8;                  // R_HAI: 400 Mb/s
   double min_rate = 10e6 / 8;                   // 10 Mb/s
   double cwnd_bdp_factor = 2.0;                 // cwnd cap = factor * BDP at line rate
+  // A loss counts as a notification only if a CE came back within the last
+  // cnp_interval (a queue that overflows marks first); true: every loss does.
+  bool cut_on_any_loss = false;
 };
 
 // Knobs of `eqds` (lib/cc/eqds.h).

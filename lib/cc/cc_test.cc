@@ -294,6 +294,29 @@ TEST(SwiftTest, LossAndTrimCutByMaxMdfOncePerRtt) {
   EXPECT_NEAR(swift_cwnd(cc), 4, 1e-9);
 }
 
+TEST(SwiftTest, LossBelowTargetDelayIsNotCongestion) {
+  // Delay is the signal: a loss while srtt sits below target (a dead path,
+  // corruption) leaves the window alone; at or above target it cuts.
+  Cc cc("swift", swift_params(16));
+  const Duration target = swift_target_delay(cc.s, cc.p, 0);
+  cc.ack(at_us(10), target / 2);
+  const double before = swift_cwnd(cc);
+  cc.loss(at_us(100));
+  EXPECT_EQ(swift_cwnd(cc), before);
+  for (int i = 0; i < 30; ++i) cc.ack(at_us(200 + i), target * 2);  // srtt climbs past target
+  const double congested = swift_cwnd(cc);
+  cc.loss(at_us(400));
+  EXPECT_NEAR(swift_cwnd(cc), congested / 2, 1e-9);
+  // cut_on_any_loss: the paper's behaviour, a cut whatever the delay.
+  CcParams p = swift_params(16);
+  p.swift.cut_on_any_loss = true;
+  Cc any("swift", p);
+  any.ack(at_us(10), target / 2);
+  const double w = swift_cwnd(any);
+  any.loss(at_us(100));
+  EXPECT_NEAR(swift_cwnd(any), w / 2, 1e-9);
+}
+
 TEST(SwiftTest, SpuriousLossUndoesTheLossCut) {
   Cc cc("swift", swift_params(16));
   cc.loss(at_us(100));
@@ -444,6 +467,28 @@ TEST(DcqcnTest, AtMostOneCutPerCnpInterval) {
   cc.ack(at_us(60), Duration::micros(10), 1, 1);  // 50 us later
   EXPECT_EQ(dq(cc).cuts, 2u);
   EXPECT_DOUBLE_EQ(dq(cc).rc, rc * (1 - alpha / 2));
+}
+
+TEST(DcqcnTest, LossCutsOnlyRightAfterCeMarks) {
+  // A queue that overflows marks on its way up: a loss with no CE within the
+  // last cnp_interval (a dead path) is not a notification.
+  Cc cc("dcqcn");
+  cc.loss(at_us(10));
+  EXPECT_EQ(dq(cc).cuts, 0u);
+  EXPECT_EQ(cc.s.pacing_rate, static_cast<uint64_t>(kLinkRate));
+  cc.ack(at_us(20), Duration::micros(10), 1, /*ce=*/1);  // cut 1
+  cc.loss(at_us(80));                                    // CE 60 us ago: past cnp_interval
+  EXPECT_EQ(dq(cc).cuts, 1u);
+  cc.ack(at_us(100), Duration::micros(10), 1, 1);  // cut 2
+  cc.ack(at_us(130), Duration::micros(10), 1, 1);  // within 50 us of cut 2: marked, no cut
+  EXPECT_EQ(dq(cc).cuts, 2u);
+  cc.loss(at_us(160));  // marked 30 us ago, last cut 60 us ago: a notification
+  EXPECT_EQ(dq(cc).cuts, 3u);
+  CcParams p = default_params();
+  p.dcqcn.cut_on_any_loss = true;
+  Cc any("dcqcn", p);
+  any.loss(at_us(10));
+  EXPECT_EQ(dq(any).cuts, 1u);
 }
 
 TEST(DcqcnTest, AlphaDecaysOnTimerWithoutCnp) {

@@ -94,6 +94,9 @@ void dcqcn_init(CcState& s, const CcParams& p, TimePoint now) {
 
 void dcqcn_on_ack(CcState& s, const CcParams& p, const AckSample& a) {
   if (a.ce_packets > 0) {
+    DcqcnState& d = cc_priv<DcqcnState>(s);
+    d.last_ce = a.now;
+    d.has_ce = true;
     notify(s, p, a.now);
     return;
   }
@@ -102,7 +105,11 @@ void dcqcn_on_ack(CcState& s, const CcParams& p, const AckSample& a) {
   publish(s, d);
 }
 
-void dcqcn_on_loss(CcState& s, const CcParams& p, const LossSample& l) { notify(s, p, l.now); }
+void dcqcn_on_loss(CcState& s, const CcParams& p, const LossSample& l) {
+  const DcqcnState& d = cc_priv<DcqcnState>(s);
+  const bool marked_lately = d.has_ce && l.now - d.last_ce <= p.dcqcn.cnp_interval;
+  if (marked_lately || p.dcqcn.cut_on_any_loss) notify(s, p, l.now);
+}
 void dcqcn_on_timeout(CcState& s, const CcParams& p, const TimeoutSample& t) {
   notify(s, p, t.now);
 }

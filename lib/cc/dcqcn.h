@@ -17,9 +17,11 @@
 //
 // Output: pacing_rate = Rc, and cwnd_bytes = cwnd_bdp_factor * BDP, a cap
 // that never binds at line rate, so the PDC is rate-driven.
-// Loss, trims and RTOs count as congestion notifications too (one cut, same
-// cnp_interval limit): DCQCN assumes a lossless fabric, so a loss here means
-// a queue overflowed.
+// Trims and RTOs count as congestion notifications too (one cut, same
+// cnp_interval limit), and so does a loss if a CE came back within the last
+// cnp_interval: a queue that overflows marks packets on its way up, so a loss
+// without marks is a failed path or corruption, which retransmission and path
+// selection handle (cut_on_any_loss restores cutting on every loss).
 //
 // Timers: next_timer() is the next rate-increase event while Rc is below
 // line rate (nothing otherwise); alpha decay needs no wake-up since it changes
@@ -56,7 +58,9 @@ struct DcqcnState {
   uint32_t timer_events = 0;       // T: timer events since the last cut
   uint32_t byte_events = 0;        // B: byte-counter events since the last cut
   uint64_t cuts = 0;
+  TimePoint last_ce;  // latest ACK that echoed CE
   bool has_cut = false;
+  bool has_ce = false;
 };
 
 }  // namespace shoal::cc

@@ -101,7 +101,13 @@ void swift_on_ack(CcState& s, const CcParams& p, const AckSample& a) {
 void swift_on_loss(CcState& s, const CcParams& p, const LossSample& l) {
   SwiftState& w = cc_priv<SwiftState>(s);
   w.consecutive_timeouts = 0;
-  if (can_decrease(w, p, l.now)) {
+  // Delay is Swift's congestion signal, and a queue fills before it drops:
+  // a loss while the delay is below target is a failed path, corruption or
+  // reordering taken for loss, which retransmission and path selection
+  // handle. Cutting for each one slowed every flow that shared a dead path
+  // to a third of its rate (link-failure scenario).
+  const bool congested = w.srtt == Duration::zero() || w.srtt >= target_delay(w, p, 0);
+  if ((congested || p.swift.cut_on_any_loss) && can_decrease(w, p, l.now)) {
     w.undo_cwnd = w.cwnd;
     decrease_to(w, 1 - p.swift.max_mdf, l.now);
   }
