@@ -204,8 +204,13 @@ void adaptive_ack(LbState& s, uint16_t e, Duration rtt, bool ecn_ce, TimePoint n
     ++s.counters->reinstated;
   }
 
+  // Only the packet an ACK names (it carries the RTT sample) proved its
+  // entropy both ways: the ACK came back on it. The others it covers only
+  // proved the way out, and recycling one whose way back is dead sends the
+  // tail of a flow, whose ACK then goes that way, into timeouts.
+  if (rtt_ns <= 0) return;
   const bool slow =
-      rtt_ns > 0 && st.min_rtt_ns > 0 &&
+      st.min_rtt_ns > 0 &&
       static_cast<double>(rtt_ns) > p.slow_rtt_factor * static_cast<double>(st.min_rtt_ns);
   if (ecn_ce || slow) {
     ++s.counters->not_recycled;

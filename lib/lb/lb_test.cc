@@ -319,6 +319,18 @@ TEST_F(AdaptiveTest, RecyclesCleanAcksInFifoOrder) {
   EXPECT_EQ(sel_.counters().explored, 4u);
 }
 
+TEST_F(AdaptiveTest, RecyclesOnlyWhatAnAckNamed) {
+  // With replies echoing the named packet's entropy, only that entropy
+  // proved the way back; packets an ACK covers without naming (no RTT
+  // sample) proved only the way out and are not recycled.
+  const uint16_t named = choose(at_us(0)), covered = choose(at_us(0));
+  sel_.on_ack(covered, Duration::zero(), false, at_us(2));
+  ack_clean(named, at_us(2));
+  EXPECT_EQ(choose(at_us(3)), named);
+  EXPECT_EQ(sel_.counters().recycled, 1u);
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(sel_.counters().recycled, 1u + 0 * choose(at_us(3)));
+}
+
 TEST_F(AdaptiveTest, DoesNotRecycleCeMarkedOrSlow) {
   const uint16_t good = choose(at_us(0)), ce = choose(at_us(0)), slow = choose(at_us(0)),
                  ok_rtt = choose(at_us(0));
