@@ -75,7 +75,7 @@ struct SwiftParams {
   double max_cwnd = 0;                       // packets; 0 = 4 BDP
   double init_cwnd = 0;                      // packets; 0 = 1 BDP
   uint32_t retx_reset_threshold = 5;         // consecutive RTOs that reset cwnd to min
-  // A loss cuts only while srtt is at or above the target delay (a queue is
+  // A loss cuts only while srtt is at or above base_target (a queue is
   // there); true: every loss cuts, as in the paper's fast recovery.
   bool cut_on_any_loss = false;
 };

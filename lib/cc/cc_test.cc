@@ -295,10 +295,11 @@ TEST(SwiftTest, LossAndTrimCutByMaxMdfOncePerRtt) {
 }
 
 TEST(SwiftTest, LossBelowTargetDelayIsNotCongestion) {
-  // Delay is the signal: a loss while srtt sits below target (a dead path,
-  // corruption) leaves the window alone; at or above target it cuts.
+  // Delay is the signal: a loss while srtt sits below the base target (no
+  // standing queue: a dead path, corruption) leaves the window alone; above
+  // it the loss cuts.
   Cc cc("swift", swift_params(16));
-  const Duration target = swift_target_delay(cc.s, cc.p, 0);
+  const Duration target = cc.p.base_rtt + cc.p.base_rtt / 4;  // the base target by default
   cc.ack(at_us(10), target / 2);
   const double before = swift_cwnd(cc);
   cc.loss(at_us(100));
@@ -307,6 +308,14 @@ TEST(SwiftTest, LossBelowTargetDelayIsNotCongestion) {
   const double congested = swift_cwnd(cc);
   cc.loss(at_us(400));
   EXPECT_NEAR(swift_cwnd(cc), congested / 2, 1e-9);
+  // A small window's flow-scaled target allows more delay than a shallow
+  // queue can add; a standing queue above the base target still counts.
+  Cc small("swift", swift_params(0.5));
+  small.ack(at_us(10), target * 3 / 2);  // the first sample is srtt
+  ASSERT_GT(swift_target_delay(small.s, small.p, 0), target * 3 / 2);
+  const double w_small = swift_cwnd(small);
+  small.loss(at_us(100));
+  EXPECT_NEAR(swift_cwnd(small), w_small / 2, 1e-9);
   // cut_on_any_loss: the paper's behaviour, a cut whatever the delay.
   CcParams p = swift_params(16);
   p.swift.cut_on_any_loss = true;

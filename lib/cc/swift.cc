@@ -102,11 +102,14 @@ void swift_on_loss(CcState& s, const CcParams& p, const LossSample& l) {
   SwiftState& w = cc_priv<SwiftState>(s);
   w.consecutive_timeouts = 0;
   // Delay is Swift's congestion signal, and a queue fills before it drops:
-  // a loss while the delay is below target is a failed path, corruption or
-  // reordering taken for loss, which retransmission and path selection
-  // handle. Cutting for each one slowed every flow that shared a dead path
-  // to a third of its rate (link-failure scenario).
-  const bool congested = w.srtt == Duration::zero() || w.srtt >= target_delay(w, p, 0);
+  // a loss while srtt is below the base target (no standing queue) is a
+  // failed path, corruption or reordering taken for loss, which
+  // retransmission and path selection handle. Cutting for each one slowed
+  // every flow that shared a dead path to a third of its rate (link-failure
+  // scenario). The base target, not the full one: flow scaling can allow
+  // more queueing than a shallow buffer holds (incast: ~90 us against a
+  // 35-packet queue's 12 us), and then no delay would ever count.
+  const bool congested = w.srtt == Duration::zero() || w.srtt >= w.base_target;
   if ((congested || p.swift.cut_on_any_loss) && can_decrease(w, p, l.now)) {
     w.undo_cwnd = w.cwnd;
     decrease_to(w, 1 - p.swift.max_mdf, l.now);

@@ -13,9 +13,9 @@
 // that flows converge to fairness. Windows below one packet are enforced by
 // pacing: pacing_rate = cwnd_bytes / srtt, i.e. one packet every srtt / cwnd.
 // Trims cut by max_mdf at most once per RTT, and so does a loss (fast
-// retransmission) while srtt is at or above the target (or before any
-// sample); a loss below target is not congestion (a failed path, corruption,
-// reordering) and changes nothing unless cut_on_any_loss;
+// retransmission) while srtt is at or above base_target (or before any
+// sample); a loss without that standing queue is not congestion (a failed
+// path, corruption, reordering) and changes nothing unless cut_on_any_loss;
 // retx_reset_threshold consecutive RTOs reset the window to min_cwnd, fewer
 // cut by max_mdf (once per RTT).
 //
