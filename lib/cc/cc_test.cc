@@ -258,6 +258,22 @@ TEST(SwiftTest, NoRttSampleNoChange) {
   EXPECT_EQ(swift_cwnd(cc), 10);
 }
 
+TEST(SwiftTest, BelowOnePacketAcksWithoutSampleStillGrowTheWindow) {
+  // After the timeouts reset it to min_cwnd a flow resends only
+  // retransmissions, whose ACKs carry no sample: it must climb back, judged
+  // on the last delay it knew.
+  Cc cc("swift", swift_params(0.001));
+  cc.ack(at_us(1), Duration::zero());
+  EXPECT_NEAR(swift_cwnd(cc), 1.001, 1e-9);  // no sample yet: base RTT, below target
+  EXPECT_EQ(cc.s.pacing_rate, 0u);
+  // But not when the last delay it knew was above target.
+  Cc hot("swift", swift_params(0.5));
+  hot.ack(at_us(1), Duration::millis(1));  // cut to 0.25, srtt 1 ms
+  const double w = swift_cwnd(hot);
+  hot.ack(at_us(2), Duration::zero());
+  EXPECT_EQ(swift_cwnd(hot), w);
+}
+
 TEST(SwiftTest, MultiplicativeDecreaseAboveTargetOncePerRtt) {
   Cc cc("swift", swift_params(20));
   const Duration rtt = Duration::micros(20);

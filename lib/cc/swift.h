@@ -31,8 +31,11 @@
 // A loss the PDC later finds spurious (the packet arrived without being
 // resent: spraying reordered it) restores the window the loss cut took, unless
 // a delay-based cut or a timeout came in between (those stand on their own).
-// An ACK without an RTT sample (retransmitted data, Karn) changes nothing but
-// the timeout count: there is no delay to judge.
+// An ACK without an RTT sample (retransmitted data, Karn) never cuts and, at
+// or above one packet, changes nothing but the timeout count; below one
+// packet it grows the window by ai when the last smoothed delay (base RTT
+// before any sample) is below target, so that a window reset to min_cwnd,
+// resending only retransmissions, climbs back.
 //
 // Invariants: min_cwnd <= cwnd <= max_cwnd (packets, fractional);
 // cwnd_bytes = max(1, cwnd * mtu); pacing_rate > 0 iff cwnd < 1;
