@@ -227,7 +227,21 @@ absl::StatusOr<std::unique_ptr<DpdkDriver>> DpdkDriver::open(const DpdkOptions& 
   if (o.fabric.empty() && o.ip == 0)
     return absl::InvalidArgumentError("dpdk: ip= is required (this context's IPv4 address) unless fabric= is given");
   RETURN_IF_ERROR(ensure_eal(o));
+  // lcores=: the EAL lcore (hence CPU) each queue's engine runs on. Checked
+  // here, before a port exists, against the lcores EAL was started with.
+  std::vector<int> engine_cpus;
+  if (!o.lcores.empty()) {
+    if (o.lcores.size() < queues)
+      return absl::InvalidArgumentError(absl::StrCat("dpdk: lcores= names ", o.lcores.size(), " lcores for ", queues,
+                                                     " queues (one engine per queue)"));
+    for (uint32_t l : o.lcores) {
+      if (!rte_lcore_is_enabled(l))
+        return absl::InvalidArgumentError(absl::StrCat("dpdk: lcore ", l, " is not one EAL runs (give it in eal=, e.g. -l 0-", l, ")"));
+      engine_cpus.push_back(static_cast<int>(rte_lcore_to_cpu_id(static_cast<int>(l))));
+    }
+  }
   std::unique_ptr<DpdkDriver> d(new DpdkDriver(o, queues));
+  d->caps_.engine_cpus = std::move(engine_cpus);
   RETURN_IF_ERROR(d->start());
   return d;
 }

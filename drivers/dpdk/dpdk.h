@@ -21,8 +21,12 @@
 //   mbufs=N       mbuf pool size (default 8191); ring=N rx/tx descriptors.
 //   neigh=IP@MAC,IP@MAC  static neighbour (ARP) entries.
 //   flow=0|1      try rte_flow steering by UDP destination port (default 1).
-//   lcores=LIST   accepted and validated; engine pinning to lcores is the
-//                 API layer's job and not wired yet.
+//   lcores=LIST   the EAL lcore each queue's engine runs on, in queue order
+//                 (at least one per queue; each must be in EAL's lcore set,
+//                 eal=-l ...). Threaded mode pins engine thread q to that
+//                 lcore's CPU (DriverCaps::engine_cpus) unless the
+//                 application passed engine_cpus; library mode runs engines
+//                 on the application's threads and ignores it.
 //
 // Port layout: the same protocol constants as drivers/udp (udp.h on branch
 // udp), so a udp:// host and a dpdk:// host talk:

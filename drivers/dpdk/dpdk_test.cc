@@ -351,5 +351,23 @@ TEST(DpdkDriver, EalStartsOnceAndRefusesOtherArguments) {
   EXPECT_EQ(noport.status().code(), absl::StatusCode::kFailedPrecondition) << noport.status();
 }
 
+TEST(DpdkDriver, LcoresNameTheCpuOfEachQueuesEngine) {
+  // EAL runs lcore 0 only here (-l 0): its CPU for the one queue, and clear
+  // errors for an lcore EAL does not run or too few lcores for the queues.
+  auto a = open("fabric=t9&ip=10.0.8.1&lcores=0");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->caps().engine_cpus, std::vector<int>{static_cast<int>(rte_lcore_to_cpu_id(0))});
+  auto plain = open("fabric=t9&ip=10.0.8.2");
+  ASSERT_TRUE(plain);
+  EXPECT_TRUE(plain->caps().engine_cpus.empty());
+  auto off = open_driver(std::string("dpdk://?") + kEal + "&fabric=t9&ip=10.0.8.3&lcores=7", 1);
+  ASSERT_FALSE(off.ok());
+  EXPECT_EQ(off.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(off.status().message().find("lcore 7"), std::string::npos) << off.status();
+  auto few = open_driver(std::string("dpdk://?") + kEal + "&fabric=t9&ip=10.0.8.4&lcores=0", 2);
+  ASSERT_FALSE(few.ok());
+  EXPECT_NE(few.status().message().find("1 lcores for 2 queues"), std::string::npos) << few.status();
+}
+
 }  // namespace
 }  // namespace shoal::dpdk

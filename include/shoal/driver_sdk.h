@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "lib/base/packet.h"
@@ -42,6 +43,10 @@ struct DriverCaps {
   uint32_t mtu_payload = 4096;
   uint32_t max_burst = 32;     // most packets per rx/tx burst
   uint32_t queues = 1;         // queue pairs (one per engine)
+  // The CPU the driver wants queue q's engine thread on (dpdk's lcores=),
+  // empty for no preference. Threaded mode pins engine q to engine_cpus[q]
+  // unless the application gave its own engine_cpus.
+  std::vector<int> engine_cpus;
 };
 
 class Driver {

@@ -410,6 +410,9 @@ int shoal_open(const char* uri, const struct shoal_open_attr* attr, struct shoal
   if (!driver.ok()) return fail(driver.status());
   auto ctx = std::make_unique<shoal_context>();
   ctx->driver = std::move(*driver);
+  // A driver's own placement (dpdk's lcores=) applies when the application
+  // gave none; library mode runs engines on the application's threads.
+  if (cpus.empty() && mode == SHOAL_MODE_THREADED) cpus = ctx->driver->caps().engine_cpus;
   ctx->job_id = job;
   for (uint32_t e = 0; e < engines; ++e) {
     shoal::engine::EngineConfig cfg;

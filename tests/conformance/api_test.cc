@@ -202,6 +202,22 @@ TEST(ApiOpen, BadUrisAndAttributesAreClearErrors) {
   EXPECT_EQ(ctx, nullptr);
 }
 
+// How many of the process's engine threads ("shoal-e*") the kernel lets run
+// only on `cpu_list` (its Cpus_allowed_list, e.g. "1").
+int engine_threads_allowed_only_on(const std::string& cpu_list) {
+  int n = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name.rfind("shoal-e", 0) != 0) continue;
+    std::ifstream status(task.path() / "status");
+    for (std::string line; std::getline(status, line);)
+      if (line.rfind("Cpus_allowed_list:", 0) == 0 && line.substr(line.find_last_of(" \t") + 1) == cpu_list) ++n;
+  }
+  return n;
+}
+
 // Threaded mode's engine_cpus pins each engine thread ("shoal-e<N>") to its
 // CPU; a malformed list, too few CPUs, a CPU the process may not use, or the
 // attribute in library mode are EINVAL.
@@ -231,20 +247,26 @@ TEST(ApiOpen, EngineCpusPinTheEngineThreads) {
   const std::string list = std::to_string(last) + "," + std::to_string(last);
   oa.engine_cpus = list.c_str();
   ASSERT_EQ(shoal_open(uri.c_str(), &oa, &ctx), 0) << shoal_last_error();
-  // Both engine threads of this context run on `last` only; read what the
-  // kernel says of every "shoal-e*" thread of the process.
-  int pinned = 0;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream comm(task.path() / "comm");
-    std::string name;
-    std::getline(comm, name);
-    if (name.rfind("shoal-e", 0) != 0) continue;
-    std::ifstream status(task.path() / "status");
-    for (std::string line; std::getline(status, line);)
-      if (line.rfind("Cpus_allowed_list:", 0) == 0 && line.substr(line.find_last_of(" \t") + 1) == std::to_string(last))
-        ++pinned;
-  }
-  EXPECT_GE(pinned, 2);
+  // Both engine threads of this context run on `last` only.
+  EXPECT_GE(engine_threads_allowed_only_on(std::to_string(last)), 2);
+  EXPECT_EQ(shoal_close(ctx), 0);
+}
+
+// dpdk's lcores= places threaded mode's engines on those lcores' CPUs when
+// the application names no engine_cpus; library mode ignores it.
+TEST(ApiOpen, DpdkLcoresPlaceTheEngineThreads) {
+  const std::string uri = uri_for_test();
+  if (uri.rfind("dpdk://", 0) != 0) GTEST_SKIP() << "lcores= is a dpdk:// option";
+  const std::string with_lcores = uri + "&lcores=0";  // the conformance EAL runs lcore 0 (-l 0)
+  shoal_context* ctx = nullptr;
+  ASSERT_EQ(shoal_open(with_lcores.c_str(), nullptr, &ctx), 0) << shoal_last_error();  // library mode
+  EXPECT_EQ(shoal_close(ctx), 0);
+  const int before = engine_threads_allowed_only_on("0");
+  shoal_open_attr oa{};
+  oa.comp_mask = SHOAL_OPEN_ATTR_MODE;
+  oa.mode = SHOAL_MODE_THREADED;
+  ASSERT_EQ(shoal_open(with_lcores.c_str(), &oa, &ctx), 0) << shoal_last_error();
+  EXPECT_EQ(engine_threads_allowed_only_on("0"), before + 1);
   EXPECT_EQ(shoal_close(ctx), 0);
 }
 
