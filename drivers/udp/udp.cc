@@ -12,6 +12,7 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <netinet/udp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
@@ -42,6 +43,20 @@ constexpr uint32_t kPayloadOff = kCtrlOff + kCtrlLen;
 static_assert(kPayloadOff == 96);
 
 constexpr uint16_t kBufGroup = 7;
+
+// UDP GSO (UDP_SEGMENT, Linux 4.18): one send of up to kMaxGso packets of
+// one size (the last may be shorter) to one destination through one socket;
+// the kernel (or the NIC) cuts it into datagrams, so the receiver sees what
+// separate sends would have produced. The byte cap is the largest UDP
+// payload an IPv4 datagram holds; Linux's own segment cap is 64 (128 since
+// 6.13), above kMaxGso.
+constexpr uint32_t kMaxGso = 32;
+constexpr uint32_t kMaxGsoBytes = 65535 - 20 - 8;
+static_assert(kMaxGso <= UdpDriver::kMaxBurst);
+
+// The kernel cannot send GSO on this path (no checksum offload on the
+// device: EIO; a segment above the path MTU: EINVAL; too big: EMSGSIZE).
+bool gso_refused(int err) { return err == EIO || err == EINVAL || err == EMSGSIZE; }
 constexpr uint64_t kRecvTag = 1ULL << 63;  // user_data of the multishot receive; sends carry the slot
 
 std::string errno_text(int e) { return std::strerror(e); }
@@ -97,11 +112,29 @@ std::string format_ipv4(uint32_t ip) {
 // ---------------------------------------------------------------------------
 // Queue state
 
+// A tx buffer's send state. A slot may lead a GSO send: its msghdr then
+// points at giov (the buffers of every packet in it) and carries a second
+// cmsg (UDP_SEGMENT), and the other slots ride on its completion.
 struct TxSlot {
+  static constexpr uint32_t kTosSpace = CMSG_SPACE(sizeof(int));
+  static constexpr uint32_t kSegSpace = CMSG_SPACE(sizeof(uint16_t));
   msghdr msg;
   iovec iov;
   sockaddr_in dst;
-  alignas(cmsghdr) uint8_t ctrl[CMSG_SPACE(sizeof(int))];
+  PeerAddr peer;
+  int tos;
+  alignas(cmsghdr) uint8_t ctrl[kTosSpace + kSegSpace];  // IP_TOS, then UDP_SEGMENT
+  uint8_t nriders;
+  std::array<uint16_t, kMaxGso - 1> riders;
+  std::array<iovec, kMaxGso> giov;
+
+  // One packet: the slot's own buffer, TOS only.
+  void single() {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_controllen = kTosSpace;
+    nriders = 0;
+  }
 };
 
 struct RxReady {  // a received datagram waiting for rx_burst (io_uring mode)
@@ -118,6 +151,9 @@ struct alignas(64) UdpDriver::Queue {
   int listen_fd = -1;
   std::vector<int> efds;  // entropy sockets
 
+  // UDP GSO in use (UdpOptions::gso and the kernel has it); turned off for
+  // good the first time the kernel refuses a GSO send on this queue.
+  bool gso = false;
   // tx: kTxSlots buffers of buf_size bytes.
   uint32_t buf_size = 0;
   std::unique_ptr<uint8_t[]> tx_mem;
@@ -181,6 +217,54 @@ struct alignas(64) UdpDriver::Queue {
     free_stack[nfree++] = static_cast<uint16_t>(s);
   }
 
+  // A send led by slot s completed with `res`: frees s and its riders,
+  // counts the packets a failed send lost; a refused GSO send turns GSO off.
+  void sent(uint32_t s, int res) {
+    TxSlot& t = tx[s];
+    const uint32_t packets = 1u + t.nriders;
+    if (res < 0) {
+      counters.tx_errors += packets;
+      if (packets > 1 && gso_refused(-res) && gso) {
+        gso = false;
+        ++counters.gso_refused;
+        SHOAL_LOG(kDriver, kWarn, "udp: q%u: the kernel refused a GSO send (%s); sending one packet per send from now",
+                  index, errno_text(-res));
+      }
+    }
+    for (uint32_t k = 0; k < t.nriders; ++k) free_tx(t.riders[k]);
+    t.nriders = 0;
+    free_tx(s);
+  }
+
+  // Packet j of a staged burst may join the GSO send that starts at packet
+  // i and currently ends before j (bytes so far in `bytes`).
+  bool gso_joins(const uint16_t* slot, const uint16_t* sock, uint32_t i, uint32_t j, uint32_t bytes) const {
+    const TxSlot& a = tx[slot[i]];
+    const TxSlot& prev = tx[slot[j - 1]];
+    const TxSlot& b = tx[slot[j]];
+    // Only the last segment may be shorter: the one before j must be full.
+    return j - i < kMaxGso && sock[j] == sock[i] && b.peer == a.peer && b.tos == a.tos &&
+           prev.iov.iov_len == a.iov.iov_len && b.iov.iov_len <= a.iov.iov_len &&
+           bytes + b.iov.iov_len <= kMaxGsoBytes;
+  }
+
+  // Makes staged packets [i, j) one send led by slot[i]: a GSO send when
+  // there are several.
+  void lead(const uint16_t* slot, uint32_t i, uint32_t j) {
+    TxSlot& t = tx[slot[i]];
+    t.single();
+    if (j - i == 1) return;
+    for (uint32_t k = i; k < j; ++k) t.giov[k - i] = tx[slot[k]].iov;
+    for (uint32_t k = i + 1; k < j; ++k) t.riders[k - i - 1] = slot[k];
+    t.nriders = static_cast<uint8_t>(j - i - 1);
+    t.msg.msg_iov = t.giov.data();
+    t.msg.msg_iovlen = j - i;
+    t.msg.msg_controllen = TxSlot::kTosSpace + TxSlot::kSegSpace;
+    const uint16_t seg = static_cast<uint16_t>(t.iov.iov_len);
+    std::memcpy(CMSG_DATA(reinterpret_cast<cmsghdr*>(t.ctrl + TxSlot::kTosSpace)), &seg, sizeof(seg));
+    ++counters.tx_gso_sends;
+  }
+
   // The tx slot of a lent buffer, or -1 (and counted) if it is not one.
   int tx_slot_of(const TxPacket& p) {
     const uintptr_t off = reinterpret_cast<uintptr_t>(p.data) - reinterpret_cast<uintptr_t>(tx_mem.get());
@@ -206,12 +290,12 @@ struct alignas(64) UdpDriver::Queue {
     }
     TxSlot& t = tx[s];
     t.dst = make_sockaddr(ip, port);
+    t.peer = p.peer;
     t.iov.iov_len = p.len;
-    cmsghdr* c = CMSG_FIRSTHDR(&t.msg);
     // TOS = DSCP << 2 | ECN: the traffic class and the ECN codepoint of this
     // packet, per message, so one socket serves every class.
-    const int tos = (p.dscp & 0x3F) << 2 | (static_cast<int>(p.ecn) & 3);
-    std::memcpy(CMSG_DATA(c), &tos, sizeof(tos));
+    t.tos = (p.dscp & 0x3F) << 2 | (static_cast<int>(p.ecn) & 3);
+    std::memcpy(CMSG_DATA(reinterpret_cast<cmsghdr*>(t.ctrl)), &t.tos, sizeof(t.tos));
     return true;
   }
 
@@ -225,8 +309,7 @@ struct alignas(64) UdpDriver::Queue {
       ++seen;
       if (!(cqe->user_data & kRecvTag)) {
         const uint32_t s = static_cast<uint32_t>(cqe->user_data);
-        if (s < kTxSlots && state[s] == kInFlight) free_tx(s);
-        if (cqe->res < 0) ++counters.tx_errors;
+        if (s < kTxSlots && state[s] == kInFlight) sent(s, cqe->res);
         continue;
       }
       if (!(cqe->flags & IORING_CQE_F_MORE)) armed = false;
@@ -338,6 +421,11 @@ absl::Status UdpDriver::bind_all(uint16_t port) {
     setsockopt(qu.listen_fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one));
     set_buf(qu.listen_fd, SO_RCVBUFFORCE, SO_RCVBUF, options_.sockbuf);
     for (int fd : qu.efds) set_buf(fd, SO_SNDBUFFORCE, SO_SNDBUF, options_.sockbuf);
+    // GSO where the kernel knows UDP_SEGMENT (4.18); whether the path can
+    // take it shows only on the first GSO send (see Queue::sent).
+    int seg = 0;
+    socklen_t seg_len = sizeof(seg);
+    qu.gso = options_.gso && getsockopt(qu.efds[0], SOL_UDP, UDP_SEGMENT, &seg, &seg_len) == 0;
   }
   return absl::OkStatus();
 }
@@ -419,11 +507,15 @@ absl::StatusOr<std::unique_ptr<UdpDriver>> UdpDriver::open(const UdpOptions& o, 
       t.msg.msg_iov = &t.iov;
       t.msg.msg_iovlen = 1;
       t.msg.msg_control = t.ctrl;
-      t.msg.msg_controllen = sizeof(t.ctrl);
-      cmsghdr* c = CMSG_FIRSTHDR(&t.msg);
+      t.msg.msg_controllen = TxSlot::kTosSpace;
+      cmsghdr* c = reinterpret_cast<cmsghdr*>(t.ctrl);
       c->cmsg_level = IPPROTO_IP;
       c->cmsg_type = IP_TOS;
       c->cmsg_len = CMSG_LEN(sizeof(int));
+      cmsghdr* g = reinterpret_cast<cmsghdr*>(t.ctrl + TxSlot::kTosSpace);
+      g->cmsg_level = SOL_UDP;
+      g->cmsg_type = UDP_SEGMENT;
+      g->cmsg_len = CMSG_LEN(sizeof(uint16_t));
       qu->free_stack[s] = static_cast<uint16_t>(kTxSlots - 1 - s);
     }
     qu->nfree = kTxSlots;
@@ -638,42 +730,10 @@ uint32_t UdpDriver::tx_burst(uint32_t q, std::span<TxPacket> pkts) {
   if (q >= queues_.size()) return 0;
   Queue& qu = *queues_[q];
   const uint32_t nent = options_.entropies;
-
-  if (io_ == IoMode::kUring) {
-    uint32_t queued = 0;
-    for (const TxPacket& p : pkts) {
-      const int si = qu.tx_slot_of(p);
-      if (si < 0) continue;
-      const uint32_t s = static_cast<uint32_t>(si);
-      if (p.len == 0 || !qu.prepare(s, p)) {
-        qu.free_tx(s);
-        continue;
-      }
-      io_uring_sqe* sqe = io_uring_get_sqe(&qu.ring);
-      if (sqe == nullptr) {  // cannot happen with 2 * kTxSlots entries; stay safe
-        io_uring_submit(&qu.ring);
-        sqe = io_uring_get_sqe(&qu.ring);
-      }
-      if (sqe == nullptr) {
-        ++qu.counters.tx_dropped;
-        qu.free_tx(s);
-        continue;
-      }
-      io_uring_prep_sendmsg(sqe, static_cast<int>(1 + p.entropy % nent), &qu.tx[s].msg, MSG_DONTWAIT);
-      sqe->flags |= IOSQE_FIXED_FILE;
-      io_uring_sqe_set_data64(sqe, s);
-      qu.state[s] = Queue::kInFlight;
-      ++queued;
-    }
-    if (queued) io_uring_submit(&qu.ring);
-    qu.counters.tx_packets += queued;
-    qu.reap();  // UDP sends mostly complete inside the submit
-    return queued;
-  }
-
-  // mmsg: the kernel copies during the call, so every buffer is free after
-  // it. One sendmmsg per entropy socket the burst uses.
-  uint32_t sent = 0;
+  uint32_t handed = 0;
+  // In chunks of kMaxBurst: stage the valid packets (slot, socket), then cut
+  // them into sends: runs of packets that may share one GSO send, else one
+  // packet each.
   std::array<uint16_t, kMaxBurst> slot;
   std::array<uint16_t, kMaxBurst> sock;
   for (size_t off = 0; off < pkts.size(); off += kMaxBurst) {
@@ -690,25 +750,88 @@ uint32_t UdpDriver::tx_burst(uint32_t q, std::span<TxPacket> pkts) {
       slot[n] = static_cast<uint16_t>(s);
       sock[n++] = static_cast<uint16_t>(p.entropy % nent);
     }
+    if (io_ == IoMode::kUring) {
+      // In burst order: GSO takes runs of consecutive packets.
+      uint32_t queued = 0;
+      for (uint32_t i = 0; i < n;) {
+        uint32_t j = i + 1;
+        uint32_t bytes = static_cast<uint32_t>(qu.tx[slot[i]].iov.iov_len);
+        if (qu.gso) {
+          while (j < n && qu.gso_joins(slot.data(), sock.data(), i, j, bytes))
+            bytes += static_cast<uint32_t>(qu.tx[slot[j++]].iov.iov_len);
+        }
+        io_uring_sqe* sqe = io_uring_get_sqe(&qu.ring);
+        if (sqe == nullptr) {  // cannot happen with 2 * kTxSlots entries; stay safe
+          io_uring_submit(&qu.ring);
+          sqe = io_uring_get_sqe(&qu.ring);
+        }
+        if (sqe == nullptr) {
+          qu.counters.tx_dropped += j - i;
+          for (uint32_t k = i; k < j; ++k) qu.free_tx(slot[k]);
+          i = j;
+          continue;
+        }
+        qu.lead(slot.data(), i, j);
+        for (uint32_t k = i; k < j; ++k) qu.state[slot[k]] = Queue::kInFlight;
+        io_uring_prep_sendmsg(sqe, static_cast<int>(1 + sock[i]), &qu.tx[slot[i]].msg, MSG_DONTWAIT);
+        sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data64(sqe, slot[i]);
+        queued += j - i;
+        i = j;
+      }
+      if (queued) io_uring_submit(&qu.ring);
+      handed += queued;
+      continue;
+    }
+    // mmsg: the kernel copies during the call, so every buffer is free after
+    // it. One sendmmsg per entropy socket the chunk uses; GSO takes runs of
+    // that socket's packets.
     std::array<bool, kMaxBurst> done{};
+    std::array<uint16_t, kMaxBurst> mine;   // this socket's packets, in order
+    std::array<uint16_t, kMaxBurst> lead;   // the leading slot of message c
     for (uint32_t i = 0; i < n; ++i) {
       if (done[i]) continue;
-      uint32_t c = 0;
+      uint32_t m = 0;
       for (uint32_t j = i; j < n; ++j) {
         if (done[j] || sock[j] != sock[i]) continue;
         done[j] = true;
-        qu.svec[c].msg_hdr = qu.tx[slot[j]].msg;
+        mine[m++] = slot[j];
+      }
+      std::array<uint16_t, kMaxBurst> same;  // gso_joins compares sockets: all equal here
+      same.fill(sock[i]);
+      uint32_t c = 0;
+      for (uint32_t a = 0; a < m;) {
+        uint32_t b = a + 1;
+        uint32_t bytes = static_cast<uint32_t>(qu.tx[mine[a]].iov.iov_len);
+        if (qu.gso) {
+          while (b < m && qu.gso_joins(mine.data(), same.data(), a, b, bytes))
+            bytes += static_cast<uint32_t>(qu.tx[mine[b++]].iov.iov_len);
+        }
+        qu.lead(mine.data(), a, b);
+        lead[c] = mine[a];
+        qu.svec[c].msg_hdr = qu.tx[mine[a]].msg;
         qu.svec[c++].msg_len = 0;
+        a = b;
       }
       const int r = sendmmsg(qu.efds[sock[i]], qu.svec.data(), c, MSG_DONTWAIT);
+      const int err = r < 0 ? errno : 0;
       const uint32_t ok = r > 0 ? static_cast<uint32_t>(r) : 0;
-      sent += ok;
-      qu.counters.tx_errors += c - ok;
+      for (uint32_t k = 0; k < c; ++k) {
+        TxSlot& t = qu.tx[lead[k]];
+        if (k < ok) {
+          handed += 1u + t.nriders;
+          qu.sent(lead[k], 0);
+        } else {
+          // sendmmsg reports the error of the first message it could not
+          // send; the rest were not tried.
+          qu.sent(lead[k], k == ok && err ? -err : -EAGAIN);
+        }
+      }
     }
-    for (uint32_t i = 0; i < n; ++i) qu.free_tx(slot[i]);
   }
-  qu.counters.tx_packets += sent;
-  return sent;
+  qu.counters.tx_packets += handed;
+  if (io_ == IoMode::kUring) qu.reap();  // UDP sends mostly complete inside the submit
+  return handed;
 }
 
 // ---------------------------------------------------------------------------
@@ -732,10 +855,10 @@ std::string UdpDriver::dump() const {
                           qu->port, entropy_port(qu->port, 0), entropy_port(qu->port, options_.entropies - 1),
                           kPortStride, qu->nfree);
   absl::StrAppendFormat(&out,
-                        "  tx %u tx_errors %u tx_dropped %u rx %u rx_dropped %u rx_rearms %u rx_errors %u "
-                        "bad_buffers %u\n",
-                        c.tx_packets, c.tx_errors, c.tx_dropped, c.rx_packets, c.rx_dropped, c.rx_rearms,
-                        c.rx_errors, c.bad_buffers);
+                        "  tx %u tx_errors %u tx_dropped %u tx_gso_sends %u gso_refused %u rx %u rx_dropped %u "
+                        "rx_rearms %u rx_errors %u bad_buffers %u\n",
+                        c.tx_packets, c.tx_errors, c.tx_dropped, c.tx_gso_sends, c.gso_refused, c.rx_packets,
+                        c.rx_dropped, c.rx_rearms, c.rx_errors, c.bad_buffers);
   return out;
 }
 
@@ -779,11 +902,14 @@ absl::StatusOr<std::unique_ptr<Driver>> open_udp(std::string_view rest_std, uint
       }
     } else if (key == "rx_buffers") {
       ok = absl::SimpleAtoi(value, &o.rx_buffers);
+    } else if (key == "gso") {
+      ok = value == "0" || value == "1";
+      o.gso = value == "1";
     } else if (key == "sockbuf") {
       ok = absl::SimpleAtoi(value, &o.sockbuf) && o.sockbuf > 0 && o.sockbuf <= (1u << 30);
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
-          "udp: unknown option \"", key, "\" (known: entropies, mtu, io, rx_buffers, sockbuf)"));
+          "udp: unknown option \"", key, "\" (known: entropies, mtu, io, rx_buffers, sockbuf, gso)"));
     }
     if (!ok)
       return absl::InvalidArgumentError(absl::StrCat("udp: option ", key, "=\"", value, "\" is not valid"));

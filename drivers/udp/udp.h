@@ -26,10 +26,15 @@
 //    allocated at open.
 //  * io_uring mode: one io_uring_submit per tx_burst (and one to re-arm the
 //    multishot receive after it ran out of buffers), none per packet. A tx
-//    buffer stays in flight until its send CQE; rx buffers come from a
-//    provided-buffer ring and go back to it in rx_release (any order).
+//    buffer stays in flight until the CQE of the send that carries it; rx
+//    buffers come from a provided-buffer ring and go back to it in
+//    rx_release (any order).
 //  * mmsg mode: one recvmmsg per rx_burst; one sendmmsg per entropy socket
 //    a burst uses.
+//  * GSO (both modes): a send carries consecutive packets (per socket in
+//    mmsg mode) with one socket, destination and TOS, every one but the
+//    last of the same length, at most 32 and 65507 bytes; the packets keep
+//    their order. Each arrives as its own datagram.
 //  * Sends use MSG_DONTWAIT: a full socket buffer drops and counts, as a full
 //    NIC queue does; the protocol recovers.
 //
@@ -78,12 +83,19 @@ struct UdpOptions {
   IoMode io = IoMode::kUring;  // kUring falls back to kMmsg if io_uring is unavailable
   uint32_t rx_buffers = 1024;  // receive buffers per queue, a power of two 64..16384
   uint32_t sockbuf = 4 << 20;  // SO_RCVBUF/SO_SNDBUF request (capped by the kernel for users)
+  // UDP GSO: consecutive packets of a burst with the same socket,
+  // destination, TOS and size go out as one send (the kernel or NIC cuts
+  // them apart; the receiver sees ordinary datagrams). Off by itself for a
+  // queue whose path refuses it.
+  bool gso = true;
 };
 
 struct UdpCounters {
   uint64_t tx_packets = 0;   // handed to the kernel
   uint64_t tx_errors = 0;    // the kernel refused (full socket buffer: EAGAIN, unreachable, ...)
   uint64_t tx_dropped = 0;   // not handed over: no SQE, or a peer that is not IPv4:port
+  uint64_t tx_gso_sends = 0; // sends that carried several packets (UDP GSO)
+  uint64_t gso_refused = 0;  // queues that turned GSO off: the path refused a GSO send
   uint64_t rx_packets = 0;   // handed out by rx_burst
   uint64_t rx_dropped = 0;   // truncated (larger than a buffer) or without a source address
   uint64_t rx_rearms = 0;    // multishot receive re-armed (ran out of buffers, or first arm)
