@@ -51,6 +51,9 @@ constexpr uint16_t kBufGroup = 7;
 // payload an IPv4 datagram holds; Linux's own segment cap is 64 (128 since
 // 6.13), above kMaxGso.
 constexpr uint32_t kMaxGso = 32;
+// io_uring mode sends a chunk that uses at most this many entropy sockets
+// with sendmmsg (see tx_burst).
+constexpr uint32_t kDirectSockets = 2;
 constexpr uint32_t kMaxGsoBytes = 65535 - 20 - 8;
 static_assert(kMaxGso <= UdpDriver::kMaxBurst);
 
@@ -383,6 +386,7 @@ UdpDriver::UdpDriver(const UdpOptions& options, uint32_t queues) : options_(opti
   caps_.max_burst = kMaxBurst;
   caps_.queues = queues;
   io_ = options_.io;
+  multishot_ = io_ == IoMode::kUring && options_.rx == RxMode::kMultishot;
 }
 
 UdpDriver::~UdpDriver() {
@@ -431,7 +435,10 @@ absl::Status UdpDriver::bind_all(uint16_t port) {
 }
 
 absl::Status UdpDriver::setup_uring() {
-  if (!kernel_has_multishot_recvmsg()) return absl::UnavailableError("the kernel predates Linux 6.0");
+  // Multishot recvmsg (6.0) and provided-buffer rings (5.19); the sends
+  // alone need nothing newer than COOP_TASKRUN (5.19).
+  if (multishot_ && !kernel_has_multishot_recvmsg())
+    return absl::UnavailableError("the kernel predates Linux 6.0 (multishot recvmsg)");
   for (auto& qp : queues_) {
     Queue& qu = *qp;
     io_uring_params p{};
@@ -449,6 +456,7 @@ absl::Status UdpDriver::setup_uring() {
     fds.insert(fds.end(), qu.efds.begin(), qu.efds.end());
     rc = io_uring_register_files(&qu.ring, fds.data(), static_cast<unsigned>(fds.size()));
     if (rc < 0) return absl::UnavailableError(absl::StrCat("io_uring_register_files: ", errno_text(-rc)));
+    if (!multishot_) continue;
     qu.br_bytes = size_t{qu.nrx} * sizeof(io_uring_buf);
     void* m = mmap(nullptr, qu.br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return absl::ResourceExhaustedError("udp: mmap of the buffer ring failed");
@@ -566,9 +574,10 @@ absl::StatusOr<std::unique_ptr<UdpDriver>> UdpDriver::open(const UdpOptions& o, 
         qu->br = nullptr;
       }
       d->io_ = IoMode::kMmsg;
+      d->multishot_ = false;
     }
   }
-  if (d->io_ == IoMode::kMmsg) {
+  if (!d->multishot_) {
     for (auto& qu : d->queues_) {
       qu->rx_free.reset(new uint32_t[qu->nrx]);
       for (uint32_t b = 0; b < qu->nrx; ++b) qu->rx_free[b] = qu->nrx - 1 - b;
@@ -610,7 +619,7 @@ std::string UdpDriver::format_addr(PeerAddr addr) const {
 uint32_t UdpDriver::rx_burst(uint32_t q, std::span<RxPacket> pkts) {
   if (q >= queues_.size()) return 0;
   Queue& qu = *queues_[q];
-  if (io_ == IoMode::kUring) {
+  if (multishot_) {
     // Completions the kernel has queued as task work (COOP_TASKRUN) become
     // CQEs only when this thread enters the kernel: do so when it says so.
     if (IO_URING_READ_ONCE(*qu.ring.sq.kflags) & IORING_SQ_TASKRUN) io_uring_get_events(&qu.ring);
@@ -643,7 +652,7 @@ uint32_t UdpDriver::rx_burst(uint32_t q, std::span<RxPacket> pkts) {
     return n;
   }
 
-  // mmsg: one recvmmsg into free buffers.
+  // recvmmsg into free buffers (mmsg mode, and io_uring mode with rx=recvmmsg).
   const uint32_t k = std::min<uint32_t>({static_cast<uint32_t>(pkts.size()), qu.rx_nfree, kMaxBurst});
   if (k == 0) return 0;
   for (uint32_t j = 0; j < k; ++j) {
@@ -699,7 +708,7 @@ void UdpDriver::rx_release(uint32_t q, std::span<RxPacket> pkts) {
     }
     const uint32_t b = static_cast<uint32_t>(p.handle);
     qu.held[b] = 0;
-    if (io_ == IoMode::kUring) {
+    if (multishot_) {
       qu.ring_add(b, k++);
     } else {
       qu.rx_free[qu.rx_nfree++] = b;
@@ -750,7 +759,19 @@ uint32_t UdpDriver::tx_burst(uint32_t q, std::span<TxPacket> pkts) {
       slot[n] = static_cast<uint16_t>(s);
       sock[n++] = static_cast<uint16_t>(p.entropy % nent);
     }
-    if (io_ == IoMode::kUring) {
+    // A chunk through at most kDirectSockets sockets goes out by sendmmsg,
+    // one call per socket: measurably quicker than an io_uring submit for
+    // the packets of a request/response (a request on the PDC's path and an
+    // ACK on its control path: two sockets; docs/drivers.md). The ring pays
+    // off when a sprayed chunk uses more sockets: still one submit.
+    uint32_t sockets = 0;
+    std::array<uint16_t, kDirectSockets + 1> seen;
+    for (uint32_t i = 0; i < n && sockets <= kDirectSockets; ++i) {
+      bool known = false;
+      for (uint32_t k = 0; k < sockets && !known; ++k) known = seen[k] == sock[i];
+      if (!known) seen[sockets++] = sock[i];
+    }
+    if (io_ == IoMode::kUring && sockets > kDirectSockets) {
       // In burst order: GSO takes runs of consecutive packets.
       uint32_t queued = 0;
       for (uint32_t i = 0; i < n;) {
@@ -783,9 +804,9 @@ uint32_t UdpDriver::tx_burst(uint32_t q, std::span<TxPacket> pkts) {
       handed += queued;
       continue;
     }
-    // mmsg: the kernel copies during the call, so every buffer is free after
-    // it. One sendmmsg per entropy socket the chunk uses; GSO takes runs of
-    // that socket's packets.
+    // sendmmsg: the kernel copies during the call, so every buffer is free
+    // after it. One sendmmsg per entropy socket the chunk uses; GSO takes
+    // runs of that socket's packets.
     std::array<bool, kMaxBurst> done{};
     std::array<uint16_t, kMaxBurst> mine;   // this socket's packets, in order
     std::array<uint16_t, kMaxBurst> lead;   // the leading slot of message c
@@ -847,8 +868,9 @@ const UdpCounters& UdpDriver::queue_counters(uint32_t q) const { return queues_.
 
 std::string UdpDriver::dump() const {
   const UdpCounters c = counters();
-  std::string out = absl::StrFormat("udp driver %s, io %s: %u queues, %u entropies, mtu %u, rx_buffers %u\n",
+  std::string out = absl::StrFormat("udp driver %s, io %s, rx %s: %u queues, %u entropies, mtu %u, rx_buffers %u\n",
                                     format_ipv4(options_.ipv4), io_ == IoMode::kUring ? "uring" : "mmsg",
+                                    multishot_ ? "multishot" : "recvmmsg",
                                     queues_.size(), options_.entropies, options_.mtu, options_.rx_buffers);
   for (const auto& qu : queues_)
     absl::StrAppendFormat(&out, "  q%u port %u (entropy ports %u..%u step %u): %u tx buffers free\n", qu->index,
@@ -902,6 +924,14 @@ absl::StatusOr<std::unique_ptr<Driver>> open_udp(std::string_view rest_std, uint
       }
     } else if (key == "rx_buffers") {
       ok = absl::SimpleAtoi(value, &o.rx_buffers);
+    } else if (key == "rx") {
+      if (value == "multishot") {
+        o.rx = RxMode::kMultishot;
+      } else if (value == "recvmmsg") {
+        o.rx = RxMode::kRecvmmsg;
+      } else {
+        ok = false;
+      }
     } else if (key == "gso") {
       ok = value == "0" || value == "1";
       o.gso = value == "1";
@@ -909,7 +939,7 @@ absl::StatusOr<std::unique_ptr<Driver>> open_udp(std::string_view rest_std, uint
       ok = absl::SimpleAtoi(value, &o.sockbuf) && o.sockbuf > 0 && o.sockbuf <= (1u << 30);
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
-          "udp: unknown option \"", key, "\" (known: entropies, mtu, io, rx_buffers, sockbuf, gso)"));
+          "udp: unknown option \"", key, "\" (known: entropies, mtu, io, rx, rx_buffers, sockbuf, gso)"));
     }
     if (!ok)
       return absl::InvalidArgumentError(absl::StrCat("udp: option ", key, "=\"", value, "\" is not valid"));

@@ -28,12 +28,20 @@ namespace {
 
 constexpr uint32_t kLocalhost = 0x7F000001;
 
-std::unique_ptr<UdpDriver> open_ok(IoMode io, uint32_t queues = 1, uint32_t entropies = 64,
+// The driver's three ways of doing I/O: io_uring with the multishot
+// receive, io_uring sends with recvmmsg receives, recvmmsg/sendmmsg.
+struct Mode {
+  IoMode io;
+  RxMode rx = RxMode::kMultishot;
+};
+
+std::unique_ptr<UdpDriver> open_ok(Mode m, uint32_t queues = 1, uint32_t entropies = 64,
                                    uint32_t rx_buffers = 1024) {
   UdpOptions o;
   o.ipv4 = kLocalhost;
   o.port = 0;
-  o.io = io;
+  o.io = m.io;
+  o.rx = m.rx;
   o.entropies = entropies;
   o.rx_buffers = rx_buffers;
   auto d = UdpDriver::open(o, queues);
@@ -97,10 +105,16 @@ std::vector<Got> recv_n(UdpDriver& d, uint32_t q, size_t want, bool hold = false
   return got;
 }
 
-class UdpBothModes : public ::testing::TestWithParam<IoMode> {};
+class UdpBothModes : public ::testing::TestWithParam<Mode> {};
 
-INSTANTIATE_TEST_SUITE_P(Io, UdpBothModes, ::testing::Values(IoMode::kUring, IoMode::kMmsg),
-                         [](const auto& info) { return info.param == IoMode::kUring ? "uring" : "mmsg"; });
+INSTANTIATE_TEST_SUITE_P(Io, UdpBothModes,
+                         ::testing::Values(Mode{IoMode::kUring}, Mode{IoMode::kUring, RxMode::kRecvmmsg},
+                                           Mode{IoMode::kMmsg}),
+                         [](const auto& info) {
+                           return info.param.io == IoMode::kMmsg           ? "mmsg"
+                                  : info.param.rx == RxMode::kMultishot ? "uring"
+                                                                         : "uring_recvmmsg";
+                         });
 
 TEST(UdpLayout, EntropyPortsMapBackToTheListeningPort) {
   for (uint32_t l = kPortBase; l < kPortBase + kPortStride; ++l) {
@@ -120,7 +134,8 @@ TEST_P(UdpBothModes, BurstsBothWaysWithPeerAndEntropy) {
   auto a = open_ok(GetParam());
   auto b = open_ok(GetParam());
   ASSERT_TRUE(a && b);
-  EXPECT_EQ(a->io_mode(), GetParam());
+  EXPECT_EQ(a->io_mode(), GetParam().io);
+  EXPECT_EQ(a->multishot(), GetParam().io == IoMode::kUring && GetParam().rx == RxMode::kMultishot);
   EXPECT_NE(a->port(0), b->port(0));
   EXPECT_EQ(a->local_addr(0), PeerAddr{kLocalhost} << 16 | a->port(0));
 
@@ -239,7 +254,7 @@ TEST_P(UdpBothModes, ReceiveBuffersRunDryAndRecover) {
   for (const Got& g : first) ids.insert(g.id);
   for (const Got& g : rest) ids.insert(g.id);
   EXPECT_EQ(ids.size(), 100u);
-  if (GetParam() == IoMode::kUring) {
+  if (b->multishot()) {
     EXPECT_GE(b->counters().rx_rearms, 2u);  // armed, ran dry, armed again
   }
   // A buffer given back twice is refused and counted.
@@ -330,11 +345,12 @@ std::vector<uint32_t> recv_checked(UdpDriver& d, const UdpDriver& from, const st
   return order;
 }
 
-std::unique_ptr<UdpDriver> open_gso(IoMode io, bool gso, uint32_t mtu = 4096) {
+std::unique_ptr<UdpDriver> open_gso(Mode m, bool gso, uint32_t mtu = 4096) {
   UdpOptions o;
   o.ipv4 = kLocalhost;
   o.port = 0;
-  o.io = io;
+  o.io = m.io;
+  o.rx = m.rx;
   o.gso = gso;
   o.mtu = mtu;
   auto d = UdpDriver::open(o, 1);
@@ -404,8 +420,8 @@ TEST_P(UdpBothModes, GsoOffSendsOnePacketPerSend) {
 }
 
 TEST(Udp, UringSenderAndMmsgReceiverInteroperate) {
-  auto a = open_ok(IoMode::kUring);
-  auto b = open_ok(IoMode::kMmsg);
+  auto a = open_ok({IoMode::kUring});
+  auto b = open_ok({IoMode::kMmsg});
   ASSERT_TRUE(a && b);
   std::vector<Sent> pkts(10);
   for (uint32_t i = 0; i < 10; ++i) pkts[i] = {static_cast<uint16_t>(i), 0, Ecn::kCe};
@@ -428,10 +444,10 @@ TEST(Udp, RefusedIoUringFallsBackToMmsgAndSaysSo) {
   g_log = &log;
   Log::set_sink(capture);
   refuse_uring_for_testing(true);
-  auto a = open_ok(IoMode::kUring);
+  auto a = open_ok({IoMode::kUring});
   refuse_uring_for_testing(false);
   Log::set_sink(nullptr);
-  auto b = open_ok(IoMode::kUring);
+  auto b = open_ok({IoMode::kUring});
   ASSERT_TRUE(a && b);
   EXPECT_EQ(a->io_mode(), IoMode::kMmsg);
   EXPECT_EQ(b->io_mode(), IoMode::kUring);
@@ -449,7 +465,7 @@ TEST(Udp, RefusedIoUringFallsBackToMmsgAndSaysSo) {
 }
 
 TEST(Udp, BusyPortIsAlreadyExists) {
-  auto a = open_ok(IoMode::kUring);
+  auto a = open_ok({IoMode::kUring});
   ASSERT_TRUE(a);
   UdpOptions o;
   o.ipv4 = kLocalhost;
@@ -484,7 +500,7 @@ TEST(Udp, NonLocalAddressIsFailedPrecondition) {
 }
 
 TEST(Udp, OpenDriverUris) {
-  auto d = open_driver("udp://127.0.0.1:0?entropies=8&mtu=1024&io=mmsg&rx_buffers=128&sockbuf=65536&gso=0", 2);
+  auto d = open_driver("udp://127.0.0.1:0?entropies=8&mtu=1024&io=mmsg&rx_buffers=128&sockbuf=65536&gso=0&rx=recvmmsg", 2);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ((*d)->caps().name, "udp");
   EXPECT_EQ((*d)->caps().mtu_payload, 1024u);
@@ -493,6 +509,8 @@ TEST(Udp, OpenDriverUris) {
   EXPECT_EQ(u->io_mode(), IoMode::kMmsg);
   EXPECT_EQ(u->options().entropies, 8u);
   EXPECT_FALSE(u->options().gso);
+  EXPECT_EQ(u->options().rx, RxMode::kRecvmmsg);
+  EXPECT_FALSE(u->multishot());
   EXPECT_NE(u->dump().find("mmsg"), std::string::npos);
 
   struct Case {
@@ -517,6 +535,7 @@ TEST(Udp, OpenDriverUris) {
       {"udp://127.0.0.1:0?loss=0.1", absl::StatusCode::kInvalidArgument, "\"loss\""},
       {"udp://127.0.0.1:0?entropies", absl::StatusCode::kInvalidArgument, "no value"},
       {"udp://127.0.0.1:0?gso=yes", absl::StatusCode::kInvalidArgument, "gso=\"yes\""},
+      {"udp://127.0.0.1:0?rx=uring", absl::StatusCode::kInvalidArgument, "rx=\"uring\""},
   };
   for (const Case& c : cases) {
     auto e = open_driver(c.uri, 2);
@@ -527,7 +546,7 @@ TEST(Udp, OpenDriverUris) {
 }
 
 TEST(Udp, AddressText) {
-  auto d = open_ok(IoMode::kMmsg, 1, 1);
+  auto d = open_ok({IoMode::kMmsg}, 1, 1);
   ASSERT_TRUE(d);
   auto a = d->parse_addr("10.1.2.3:4800");
   ASSERT_TRUE(a.ok());
