@@ -189,11 +189,36 @@ struct alignas(64) UdpDriver::Queue {
   std::array<mmsghdr, kMaxBurst> rvec{};
   std::array<iovec, kMaxBurst> riov{};
   std::array<uint32_t, kMaxBurst> rbuf{};
+  uint32_t rx_armed = 0;  // rvec[0, rx_armed) hold buffer rbuf[j], ready for recvmmsg
   std::array<mmsghdr, kMaxBurst> svec{};
 
   UdpCounters counters;
 
   uint8_t* rx_buf(uint32_t b) { return rx_mem + size_t{b} * rx_size; }
+
+  // recvmmsg entry j receives into buffer b: payload, source address and
+  // control messages at the offsets a multishot receive would use.
+  void arm(uint32_t j, uint32_t b) {
+    rbuf[j] = b;
+    uint8_t* buf = rx_buf(b);
+    riov[j] = iovec{buf + kPayloadOff, rx_size - kPayloadOff};
+    msghdr& m = rvec[j].msg_hdr;
+    m = msghdr{};
+    m.msg_name = buf + kNameOff;
+    m.msg_namelen = sizeof(sockaddr_in);
+    m.msg_iov = &riov[j];
+    m.msg_iovlen = 1;
+    m.msg_control = buf + kCtrlOff;
+    m.msg_controllen = kCtrlLen;
+    rvec[j].msg_len = 0;
+  }
+  // Moves armed entry `from` (untouched by the kernel) to `to`.
+  void move_armed(uint32_t from, uint32_t to) {
+    rbuf[to] = rbuf[from];
+    riov[to] = riov[from];
+    rvec[to] = rvec[from];
+    rvec[to].msg_hdr.msg_iov = &riov[to];
+  }
   uint8_t* tx_buf(uint32_t s) { return tx_mem.get() + size_t{s} * buf_size; }
 
   ~Queue() {
@@ -652,24 +677,15 @@ uint32_t UdpDriver::rx_burst(uint32_t q, std::span<RxPacket> pkts) {
     return n;
   }
 
-  // recvmmsg into free buffers (mmsg mode, and io_uring mode with rx=recvmmsg).
-  const uint32_t k = std::min<uint32_t>({static_cast<uint32_t>(pkts.size()), qu.rx_nfree, kMaxBurst});
+  // recvmmsg (mmsg mode, and io_uring mode with rx=recvmmsg) into the armed
+  // entries: rvec[0, rx_armed) each hold a free buffer and a ready msghdr.
+  // The kernel fills entries from the front and leaves the rest untouched,
+  // so a poll that finds nothing costs the call alone, and only the entries
+  // it consumed are armed again (with the unfilled ones moved up front).
+  const uint32_t want = std::min<uint32_t>(static_cast<uint32_t>(pkts.size()), kMaxBurst);
+  while (qu.rx_armed < want && qu.rx_nfree > 0) qu.arm(qu.rx_armed++, qu.rx_free[--qu.rx_nfree]);
+  const uint32_t k = std::min(want, qu.rx_armed);
   if (k == 0) return 0;
-  for (uint32_t j = 0; j < k; ++j) {
-    const uint32_t b = qu.rx_free[--qu.rx_nfree];
-    qu.rbuf[j] = b;
-    uint8_t* buf = qu.rx_buf(b);
-    qu.riov[j] = iovec{buf + kPayloadOff, qu.rx_size - kPayloadOff};
-    msghdr& m = qu.rvec[j].msg_hdr;
-    m = msghdr{};
-    m.msg_name = buf + kNameOff;
-    m.msg_namelen = sizeof(sockaddr_in);
-    m.msg_iov = &qu.riov[j];
-    m.msg_iovlen = 1;
-    m.msg_control = buf + kCtrlOff;
-    m.msg_controllen = kCtrlLen;
-    qu.rvec[j].msg_len = 0;
-  }
   const int got = recvmmsg(qu.listen_fd, qu.rvec.data(), k, MSG_DONTWAIT, nullptr);
   if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK) ++qu.counters.rx_errors;
   const uint32_t m = got > 0 ? static_cast<uint32_t>(got) : 0;
@@ -692,7 +708,10 @@ uint32_t UdpDriver::rx_burst(uint32_t q, std::span<RxPacket> pkts) {
     pkts[n].handle = b;
     ++n;
   }
-  for (uint32_t j = k; j-- > m;) qu.rx_free[qu.rx_nfree++] = qu.rbuf[j];
+  if (m) {
+    for (uint32_t j = m; j < qu.rx_armed; ++j) qu.move_armed(j, j - m);
+    qu.rx_armed -= m;
+  }
   qu.counters.rx_packets += n;
   return n;
 }
