@@ -12,6 +12,7 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
+#include <netinet/udp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/utsname.h>
@@ -42,6 +43,23 @@ constexpr uint32_t kPayloadOff = kCtrlOff + kCtrlLen;
 static_assert(kPayloadOff == 96);
 
 constexpr uint16_t kBufGroup = 7;
+
+// UDP GSO (UDP_SEGMENT, Linux 4.18): one send of up to kMaxGso packets of
+// one size (the last may be shorter) to one destination through one socket;
+// the kernel (or the NIC) cuts it into datagrams, so the receiver sees what
+// separate sends would have produced. The byte cap is the largest UDP
+// payload an IPv4 datagram holds; Linux's own segment cap is 64 (128 since
+// 6.13), above kMaxGso.
+constexpr uint32_t kMaxGso = 32;
+// io_uring mode sends a chunk that uses at most this many entropy sockets
+// with sendmmsg (see tx_burst).
+constexpr uint32_t kDirectSockets = 2;
+constexpr uint32_t kMaxGsoBytes = 65535 - 20 - 8;
+static_assert(kMaxGso <= UdpDriver::kMaxBurst);
+
+// The kernel cannot send GSO on this path (no checksum offload on the
+// device: EIO; a segment above the path MTU: EINVAL; too big: EMSGSIZE).
+bool gso_refused(int err) { return err == EIO || err == EINVAL || err == EMSGSIZE; }
 constexpr uint64_t kRecvTag = 1ULL << 63;  // user_data of the multishot receive; sends carry the slot
 
 std::string errno_text(int e) { return std::strerror(e); }
@@ -97,11 +115,29 @@ std::string format_ipv4(uint32_t ip) {
 // ---------------------------------------------------------------------------
 // Queue state
 
+// A tx buffer's send state. A slot may lead a GSO send: its msghdr then
+// points at giov (the buffers of every packet in it) and carries a second
+// cmsg (UDP_SEGMENT), and the other slots ride on its completion.
 struct TxSlot {
+  static constexpr uint32_t kTosSpace = CMSG_SPACE(sizeof(int));
+  static constexpr uint32_t kSegSpace = CMSG_SPACE(sizeof(uint16_t));
   msghdr msg;
   iovec iov;
   sockaddr_in dst;
-  alignas(cmsghdr) uint8_t ctrl[CMSG_SPACE(sizeof(int))];
+  PeerAddr peer;
+  int tos;
+  alignas(cmsghdr) uint8_t ctrl[kTosSpace + kSegSpace];  // IP_TOS, then UDP_SEGMENT
+  uint8_t nriders;
+  std::array<uint16_t, kMaxGso - 1> riders;
+  std::array<iovec, kMaxGso> giov;
+
+  // One packet: the slot's own buffer, TOS only.
+  void single() {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_controllen = kTosSpace;
+    nriders = 0;
+  }
 };
 
 struct RxReady {  // a received datagram waiting for rx_burst (io_uring mode)
@@ -118,6 +154,9 @@ struct alignas(64) UdpDriver::Queue {
   int listen_fd = -1;
   std::vector<int> efds;  // entropy sockets
 
+  // UDP GSO in use (UdpOptions::gso and the kernel has it); turned off for
+  // good the first time the kernel refuses a GSO send on this queue.
+  bool gso = false;
   // tx: kTxSlots buffers of buf_size bytes.
   uint32_t buf_size = 0;
   std::unique_ptr<uint8_t[]> tx_mem;
@@ -150,11 +189,36 @@ struct alignas(64) UdpDriver::Queue {
   std::array<mmsghdr, kMaxBurst> rvec{};
   std::array<iovec, kMaxBurst> riov{};
   std::array<uint32_t, kMaxBurst> rbuf{};
+  uint32_t rx_armed = 0;  // rvec[0, rx_armed) hold buffer rbuf[j], ready for recvmmsg
   std::array<mmsghdr, kMaxBurst> svec{};
 
   UdpCounters counters;
 
   uint8_t* rx_buf(uint32_t b) { return rx_mem + size_t{b} * rx_size; }
+
+  // recvmmsg entry j receives into buffer b: payload, source address and
+  // control messages at the offsets a multishot receive would use.
+  void arm(uint32_t j, uint32_t b) {
+    rbuf[j] = b;
+    uint8_t* buf = rx_buf(b);
+    riov[j] = iovec{buf + kPayloadOff, rx_size - kPayloadOff};
+    msghdr& m = rvec[j].msg_hdr;
+    m = msghdr{};
+    m.msg_name = buf + kNameOff;
+    m.msg_namelen = sizeof(sockaddr_in);
+    m.msg_iov = &riov[j];
+    m.msg_iovlen = 1;
+    m.msg_control = buf + kCtrlOff;
+    m.msg_controllen = kCtrlLen;
+    rvec[j].msg_len = 0;
+  }
+  // Moves armed entry `from` (untouched by the kernel) to `to`.
+  void move_armed(uint32_t from, uint32_t to) {
+    rbuf[to] = rbuf[from];
+    riov[to] = riov[from];
+    rvec[to] = rvec[from];
+    rvec[to].msg_hdr.msg_iov = &riov[to];
+  }
   uint8_t* tx_buf(uint32_t s) { return tx_mem.get() + size_t{s} * buf_size; }
 
   ~Queue() {
@@ -179,6 +243,54 @@ struct alignas(64) UdpDriver::Queue {
   void free_tx(uint32_t s) {
     state[s] = kFree;
     free_stack[nfree++] = static_cast<uint16_t>(s);
+  }
+
+  // A send led by slot s completed with `res`: frees s and its riders,
+  // counts the packets a failed send lost; a refused GSO send turns GSO off.
+  void sent(uint32_t s, int res) {
+    TxSlot& t = tx[s];
+    const uint32_t packets = 1u + t.nriders;
+    if (res < 0) {
+      counters.tx_errors += packets;
+      if (packets > 1 && gso_refused(-res) && gso) {
+        gso = false;
+        ++counters.gso_refused;
+        SHOAL_LOG(kDriver, kWarn, "udp: q%u: the kernel refused a GSO send (%s); sending one packet per send from now",
+                  index, errno_text(-res));
+      }
+    }
+    for (uint32_t k = 0; k < t.nriders; ++k) free_tx(t.riders[k]);
+    t.nriders = 0;
+    free_tx(s);
+  }
+
+  // Packet j of a staged burst may join the GSO send that starts at packet
+  // i and currently ends before j (bytes so far in `bytes`).
+  bool gso_joins(const uint16_t* slot, const uint16_t* sock, uint32_t i, uint32_t j, uint32_t bytes) const {
+    const TxSlot& a = tx[slot[i]];
+    const TxSlot& prev = tx[slot[j - 1]];
+    const TxSlot& b = tx[slot[j]];
+    // Only the last segment may be shorter: the one before j must be full.
+    return j - i < kMaxGso && sock[j] == sock[i] && b.peer == a.peer && b.tos == a.tos &&
+           prev.iov.iov_len == a.iov.iov_len && b.iov.iov_len <= a.iov.iov_len &&
+           bytes + b.iov.iov_len <= kMaxGsoBytes;
+  }
+
+  // Makes staged packets [i, j) one send led by slot[i]: a GSO send when
+  // there are several.
+  void lead(const uint16_t* slot, uint32_t i, uint32_t j) {
+    TxSlot& t = tx[slot[i]];
+    t.single();
+    if (j - i == 1) return;
+    for (uint32_t k = i; k < j; ++k) t.giov[k - i] = tx[slot[k]].iov;
+    for (uint32_t k = i + 1; k < j; ++k) t.riders[k - i - 1] = slot[k];
+    t.nriders = static_cast<uint8_t>(j - i - 1);
+    t.msg.msg_iov = t.giov.data();
+    t.msg.msg_iovlen = j - i;
+    t.msg.msg_controllen = TxSlot::kTosSpace + TxSlot::kSegSpace;
+    const uint16_t seg = static_cast<uint16_t>(t.iov.iov_len);
+    std::memcpy(CMSG_DATA(reinterpret_cast<cmsghdr*>(t.ctrl + TxSlot::kTosSpace)), &seg, sizeof(seg));
+    ++counters.tx_gso_sends;
   }
 
   // The tx slot of a lent buffer, or -1 (and counted) if it is not one.
@@ -206,12 +318,12 @@ struct alignas(64) UdpDriver::Queue {
     }
     TxSlot& t = tx[s];
     t.dst = make_sockaddr(ip, port);
+    t.peer = p.peer;
     t.iov.iov_len = p.len;
-    cmsghdr* c = CMSG_FIRSTHDR(&t.msg);
     // TOS = DSCP << 2 | ECN: the traffic class and the ECN codepoint of this
     // packet, per message, so one socket serves every class.
-    const int tos = (p.dscp & 0x3F) << 2 | (static_cast<int>(p.ecn) & 3);
-    std::memcpy(CMSG_DATA(c), &tos, sizeof(tos));
+    t.tos = (p.dscp & 0x3F) << 2 | (static_cast<int>(p.ecn) & 3);
+    std::memcpy(CMSG_DATA(reinterpret_cast<cmsghdr*>(t.ctrl)), &t.tos, sizeof(t.tos));
     return true;
   }
 
@@ -225,8 +337,7 @@ struct alignas(64) UdpDriver::Queue {
       ++seen;
       if (!(cqe->user_data & kRecvTag)) {
         const uint32_t s = static_cast<uint32_t>(cqe->user_data);
-        if (s < kTxSlots && state[s] == kInFlight) free_tx(s);
-        if (cqe->res < 0) ++counters.tx_errors;
+        if (s < kTxSlots && state[s] == kInFlight) sent(s, cqe->res);
         continue;
       }
       if (!(cqe->flags & IORING_CQE_F_MORE)) armed = false;
@@ -300,6 +411,7 @@ UdpDriver::UdpDriver(const UdpOptions& options, uint32_t queues) : options_(opti
   caps_.max_burst = kMaxBurst;
   caps_.queues = queues;
   io_ = options_.io;
+  multishot_ = io_ == IoMode::kUring && options_.rx == RxMode::kMultishot;
 }
 
 UdpDriver::~UdpDriver() {
@@ -338,12 +450,20 @@ absl::Status UdpDriver::bind_all(uint16_t port) {
     setsockopt(qu.listen_fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof(one));
     set_buf(qu.listen_fd, SO_RCVBUFFORCE, SO_RCVBUF, options_.sockbuf);
     for (int fd : qu.efds) set_buf(fd, SO_SNDBUFFORCE, SO_SNDBUF, options_.sockbuf);
+    // GSO where the kernel knows UDP_SEGMENT (4.18); whether the path can
+    // take it shows only on the first GSO send (see Queue::sent).
+    int seg = 0;
+    socklen_t seg_len = sizeof(seg);
+    qu.gso = options_.gso && getsockopt(qu.efds[0], SOL_UDP, UDP_SEGMENT, &seg, &seg_len) == 0;
   }
   return absl::OkStatus();
 }
 
 absl::Status UdpDriver::setup_uring() {
-  if (!kernel_has_multishot_recvmsg()) return absl::UnavailableError("the kernel predates Linux 6.0");
+  // Multishot recvmsg (6.0) and provided-buffer rings (5.19); the sends
+  // alone need nothing newer than COOP_TASKRUN (5.19).
+  if (multishot_ && !kernel_has_multishot_recvmsg())
+    return absl::UnavailableError("the kernel predates Linux 6.0 (multishot recvmsg)");
   for (auto& qp : queues_) {
     Queue& qu = *qp;
     io_uring_params p{};
@@ -361,6 +481,7 @@ absl::Status UdpDriver::setup_uring() {
     fds.insert(fds.end(), qu.efds.begin(), qu.efds.end());
     rc = io_uring_register_files(&qu.ring, fds.data(), static_cast<unsigned>(fds.size()));
     if (rc < 0) return absl::UnavailableError(absl::StrCat("io_uring_register_files: ", errno_text(-rc)));
+    if (!multishot_) continue;
     qu.br_bytes = size_t{qu.nrx} * sizeof(io_uring_buf);
     void* m = mmap(nullptr, qu.br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return absl::ResourceExhaustedError("udp: mmap of the buffer ring failed");
@@ -419,11 +540,15 @@ absl::StatusOr<std::unique_ptr<UdpDriver>> UdpDriver::open(const UdpOptions& o, 
       t.msg.msg_iov = &t.iov;
       t.msg.msg_iovlen = 1;
       t.msg.msg_control = t.ctrl;
-      t.msg.msg_controllen = sizeof(t.ctrl);
-      cmsghdr* c = CMSG_FIRSTHDR(&t.msg);
+      t.msg.msg_controllen = TxSlot::kTosSpace;
+      cmsghdr* c = reinterpret_cast<cmsghdr*>(t.ctrl);
       c->cmsg_level = IPPROTO_IP;
       c->cmsg_type = IP_TOS;
       c->cmsg_len = CMSG_LEN(sizeof(int));
+      cmsghdr* g = reinterpret_cast<cmsghdr*>(t.ctrl + TxSlot::kTosSpace);
+      g->cmsg_level = SOL_UDP;
+      g->cmsg_type = UDP_SEGMENT;
+      g->cmsg_len = CMSG_LEN(sizeof(uint16_t));
       qu->free_stack[s] = static_cast<uint16_t>(kTxSlots - 1 - s);
     }
     qu->nfree = kTxSlots;
@@ -474,9 +599,10 @@ absl::StatusOr<std::unique_ptr<UdpDriver>> UdpDriver::open(const UdpOptions& o, 
         qu->br = nullptr;
       }
       d->io_ = IoMode::kMmsg;
+      d->multishot_ = false;
     }
   }
-  if (d->io_ == IoMode::kMmsg) {
+  if (!d->multishot_) {
     for (auto& qu : d->queues_) {
       qu->rx_free.reset(new uint32_t[qu->nrx]);
       for (uint32_t b = 0; b < qu->nrx; ++b) qu->rx_free[b] = qu->nrx - 1 - b;
@@ -518,7 +644,7 @@ std::string UdpDriver::format_addr(PeerAddr addr) const {
 uint32_t UdpDriver::rx_burst(uint32_t q, std::span<RxPacket> pkts) {
   if (q >= queues_.size()) return 0;
   Queue& qu = *queues_[q];
-  if (io_ == IoMode::kUring) {
+  if (multishot_) {
     // Completions the kernel has queued as task work (COOP_TASKRUN) become
     // CQEs only when this thread enters the kernel: do so when it says so.
     if (IO_URING_READ_ONCE(*qu.ring.sq.kflags) & IORING_SQ_TASKRUN) io_uring_get_events(&qu.ring);
@@ -551,24 +677,15 @@ uint32_t UdpDriver::rx_burst(uint32_t q, std::span<RxPacket> pkts) {
     return n;
   }
 
-  // mmsg: one recvmmsg into free buffers.
-  const uint32_t k = std::min<uint32_t>({static_cast<uint32_t>(pkts.size()), qu.rx_nfree, kMaxBurst});
+  // recvmmsg (mmsg mode, and io_uring mode with rx=recvmmsg) into the armed
+  // entries: rvec[0, rx_armed) each hold a free buffer and a ready msghdr.
+  // The kernel fills entries from the front and leaves the rest untouched,
+  // so a poll that finds nothing costs the call alone, and only the entries
+  // it consumed are armed again (with the unfilled ones moved up front).
+  const uint32_t want = std::min<uint32_t>(static_cast<uint32_t>(pkts.size()), kMaxBurst);
+  while (qu.rx_armed < want && qu.rx_nfree > 0) qu.arm(qu.rx_armed++, qu.rx_free[--qu.rx_nfree]);
+  const uint32_t k = std::min(want, qu.rx_armed);
   if (k == 0) return 0;
-  for (uint32_t j = 0; j < k; ++j) {
-    const uint32_t b = qu.rx_free[--qu.rx_nfree];
-    qu.rbuf[j] = b;
-    uint8_t* buf = qu.rx_buf(b);
-    qu.riov[j] = iovec{buf + kPayloadOff, qu.rx_size - kPayloadOff};
-    msghdr& m = qu.rvec[j].msg_hdr;
-    m = msghdr{};
-    m.msg_name = buf + kNameOff;
-    m.msg_namelen = sizeof(sockaddr_in);
-    m.msg_iov = &qu.riov[j];
-    m.msg_iovlen = 1;
-    m.msg_control = buf + kCtrlOff;
-    m.msg_controllen = kCtrlLen;
-    qu.rvec[j].msg_len = 0;
-  }
   const int got = recvmmsg(qu.listen_fd, qu.rvec.data(), k, MSG_DONTWAIT, nullptr);
   if (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK) ++qu.counters.rx_errors;
   const uint32_t m = got > 0 ? static_cast<uint32_t>(got) : 0;
@@ -591,7 +708,10 @@ uint32_t UdpDriver::rx_burst(uint32_t q, std::span<RxPacket> pkts) {
     pkts[n].handle = b;
     ++n;
   }
-  for (uint32_t j = k; j-- > m;) qu.rx_free[qu.rx_nfree++] = qu.rbuf[j];
+  if (m) {
+    for (uint32_t j = m; j < qu.rx_armed; ++j) qu.move_armed(j, j - m);
+    qu.rx_armed -= m;
+  }
   qu.counters.rx_packets += n;
   return n;
 }
@@ -607,7 +727,7 @@ void UdpDriver::rx_release(uint32_t q, std::span<RxPacket> pkts) {
     }
     const uint32_t b = static_cast<uint32_t>(p.handle);
     qu.held[b] = 0;
-    if (io_ == IoMode::kUring) {
+    if (multishot_) {
       qu.ring_add(b, k++);
     } else {
       qu.rx_free[qu.rx_nfree++] = b;
@@ -638,42 +758,10 @@ uint32_t UdpDriver::tx_burst(uint32_t q, std::span<TxPacket> pkts) {
   if (q >= queues_.size()) return 0;
   Queue& qu = *queues_[q];
   const uint32_t nent = options_.entropies;
-
-  if (io_ == IoMode::kUring) {
-    uint32_t queued = 0;
-    for (const TxPacket& p : pkts) {
-      const int si = qu.tx_slot_of(p);
-      if (si < 0) continue;
-      const uint32_t s = static_cast<uint32_t>(si);
-      if (p.len == 0 || !qu.prepare(s, p)) {
-        qu.free_tx(s);
-        continue;
-      }
-      io_uring_sqe* sqe = io_uring_get_sqe(&qu.ring);
-      if (sqe == nullptr) {  // cannot happen with 2 * kTxSlots entries; stay safe
-        io_uring_submit(&qu.ring);
-        sqe = io_uring_get_sqe(&qu.ring);
-      }
-      if (sqe == nullptr) {
-        ++qu.counters.tx_dropped;
-        qu.free_tx(s);
-        continue;
-      }
-      io_uring_prep_sendmsg(sqe, static_cast<int>(1 + p.entropy % nent), &qu.tx[s].msg, MSG_DONTWAIT);
-      sqe->flags |= IOSQE_FIXED_FILE;
-      io_uring_sqe_set_data64(sqe, s);
-      qu.state[s] = Queue::kInFlight;
-      ++queued;
-    }
-    if (queued) io_uring_submit(&qu.ring);
-    qu.counters.tx_packets += queued;
-    qu.reap();  // UDP sends mostly complete inside the submit
-    return queued;
-  }
-
-  // mmsg: the kernel copies during the call, so every buffer is free after
-  // it. One sendmmsg per entropy socket the burst uses.
-  uint32_t sent = 0;
+  uint32_t handed = 0;
+  // In chunks of kMaxBurst: stage the valid packets (slot, socket), then cut
+  // them into sends: runs of packets that may share one GSO send, else one
+  // packet each.
   std::array<uint16_t, kMaxBurst> slot;
   std::array<uint16_t, kMaxBurst> sock;
   for (size_t off = 0; off < pkts.size(); off += kMaxBurst) {
@@ -690,25 +778,100 @@ uint32_t UdpDriver::tx_burst(uint32_t q, std::span<TxPacket> pkts) {
       slot[n] = static_cast<uint16_t>(s);
       sock[n++] = static_cast<uint16_t>(p.entropy % nent);
     }
+    // A chunk through at most kDirectSockets sockets goes out by sendmmsg,
+    // one call per socket: measurably quicker than an io_uring submit for
+    // the packets of a request/response (a request on the PDC's path and an
+    // ACK on its control path: two sockets; docs/drivers.md). The ring pays
+    // off when a sprayed chunk uses more sockets: still one submit.
+    uint32_t sockets = 0;
+    std::array<uint16_t, kDirectSockets + 1> seen;
+    for (uint32_t i = 0; i < n && sockets <= kDirectSockets; ++i) {
+      bool known = false;
+      for (uint32_t k = 0; k < sockets && !known; ++k) known = seen[k] == sock[i];
+      if (!known) seen[sockets++] = sock[i];
+    }
+    if (io_ == IoMode::kUring && sockets > kDirectSockets) {
+      // In burst order: GSO takes runs of consecutive packets.
+      uint32_t queued = 0;
+      for (uint32_t i = 0; i < n;) {
+        uint32_t j = i + 1;
+        uint32_t bytes = static_cast<uint32_t>(qu.tx[slot[i]].iov.iov_len);
+        if (qu.gso) {
+          while (j < n && qu.gso_joins(slot.data(), sock.data(), i, j, bytes))
+            bytes += static_cast<uint32_t>(qu.tx[slot[j++]].iov.iov_len);
+        }
+        io_uring_sqe* sqe = io_uring_get_sqe(&qu.ring);
+        if (sqe == nullptr) {  // cannot happen with 2 * kTxSlots entries; stay safe
+          io_uring_submit(&qu.ring);
+          sqe = io_uring_get_sqe(&qu.ring);
+        }
+        if (sqe == nullptr) {
+          qu.counters.tx_dropped += j - i;
+          for (uint32_t k = i; k < j; ++k) qu.free_tx(slot[k]);
+          i = j;
+          continue;
+        }
+        qu.lead(slot.data(), i, j);
+        for (uint32_t k = i; k < j; ++k) qu.state[slot[k]] = Queue::kInFlight;
+        io_uring_prep_sendmsg(sqe, static_cast<int>(1 + sock[i]), &qu.tx[slot[i]].msg, MSG_DONTWAIT);
+        sqe->flags |= IOSQE_FIXED_FILE;
+        io_uring_sqe_set_data64(sqe, slot[i]);
+        queued += j - i;
+        i = j;
+      }
+      if (queued) io_uring_submit(&qu.ring);
+      handed += queued;
+      continue;
+    }
+    // sendmmsg: the kernel copies during the call, so every buffer is free
+    // after it. One sendmmsg per entropy socket the chunk uses; GSO takes
+    // runs of that socket's packets.
     std::array<bool, kMaxBurst> done{};
+    std::array<uint16_t, kMaxBurst> mine;   // this socket's packets, in order
+    std::array<uint16_t, kMaxBurst> lead;   // the leading slot of message c
     for (uint32_t i = 0; i < n; ++i) {
       if (done[i]) continue;
-      uint32_t c = 0;
+      uint32_t m = 0;
       for (uint32_t j = i; j < n; ++j) {
         if (done[j] || sock[j] != sock[i]) continue;
         done[j] = true;
-        qu.svec[c].msg_hdr = qu.tx[slot[j]].msg;
+        mine[m++] = slot[j];
+      }
+      std::array<uint16_t, kMaxBurst> same;  // gso_joins compares sockets: all equal here
+      same.fill(sock[i]);
+      uint32_t c = 0;
+      for (uint32_t a = 0; a < m;) {
+        uint32_t b = a + 1;
+        uint32_t bytes = static_cast<uint32_t>(qu.tx[mine[a]].iov.iov_len);
+        if (qu.gso) {
+          while (b < m && qu.gso_joins(mine.data(), same.data(), a, b, bytes))
+            bytes += static_cast<uint32_t>(qu.tx[mine[b++]].iov.iov_len);
+        }
+        qu.lead(mine.data(), a, b);
+        lead[c] = mine[a];
+        qu.svec[c].msg_hdr = qu.tx[mine[a]].msg;
         qu.svec[c++].msg_len = 0;
+        a = b;
       }
       const int r = sendmmsg(qu.efds[sock[i]], qu.svec.data(), c, MSG_DONTWAIT);
+      const int err = r < 0 ? errno : 0;
       const uint32_t ok = r > 0 ? static_cast<uint32_t>(r) : 0;
-      sent += ok;
-      qu.counters.tx_errors += c - ok;
+      for (uint32_t k = 0; k < c; ++k) {
+        TxSlot& t = qu.tx[lead[k]];
+        if (k < ok) {
+          handed += 1u + t.nriders;
+          qu.sent(lead[k], 0);
+        } else {
+          // sendmmsg reports the error of the first message it could not
+          // send; the rest were not tried.
+          qu.sent(lead[k], k == ok && err ? -err : -EAGAIN);
+        }
+      }
     }
-    for (uint32_t i = 0; i < n; ++i) qu.free_tx(slot[i]);
   }
-  qu.counters.tx_packets += sent;
-  return sent;
+  qu.counters.tx_packets += handed;
+  if (io_ == IoMode::kUring) qu.reap();  // UDP sends mostly complete inside the submit
+  return handed;
 }
 
 // ---------------------------------------------------------------------------
@@ -724,18 +887,19 @@ const UdpCounters& UdpDriver::queue_counters(uint32_t q) const { return queues_.
 
 std::string UdpDriver::dump() const {
   const UdpCounters c = counters();
-  std::string out = absl::StrFormat("udp driver %s, io %s: %u queues, %u entropies, mtu %u, rx_buffers %u\n",
+  std::string out = absl::StrFormat("udp driver %s, io %s, rx %s: %u queues, %u entropies, mtu %u, rx_buffers %u\n",
                                     format_ipv4(options_.ipv4), io_ == IoMode::kUring ? "uring" : "mmsg",
+                                    multishot_ ? "multishot" : "recvmmsg",
                                     queues_.size(), options_.entropies, options_.mtu, options_.rx_buffers);
   for (const auto& qu : queues_)
     absl::StrAppendFormat(&out, "  q%u port %u (entropy ports %u..%u step %u): %u tx buffers free\n", qu->index,
                           qu->port, entropy_port(qu->port, 0), entropy_port(qu->port, options_.entropies - 1),
                           kPortStride, qu->nfree);
   absl::StrAppendFormat(&out,
-                        "  tx %u tx_errors %u tx_dropped %u rx %u rx_dropped %u rx_rearms %u rx_errors %u "
-                        "bad_buffers %u\n",
-                        c.tx_packets, c.tx_errors, c.tx_dropped, c.rx_packets, c.rx_dropped, c.rx_rearms,
-                        c.rx_errors, c.bad_buffers);
+                        "  tx %u tx_errors %u tx_dropped %u tx_gso_sends %u gso_refused %u rx %u rx_dropped %u "
+                        "rx_rearms %u rx_errors %u bad_buffers %u\n",
+                        c.tx_packets, c.tx_errors, c.tx_dropped, c.tx_gso_sends, c.gso_refused, c.rx_packets,
+                        c.rx_dropped, c.rx_rearms, c.rx_errors, c.bad_buffers);
   return out;
 }
 
@@ -779,11 +943,22 @@ absl::StatusOr<std::unique_ptr<Driver>> open_udp(std::string_view rest_std, uint
       }
     } else if (key == "rx_buffers") {
       ok = absl::SimpleAtoi(value, &o.rx_buffers);
+    } else if (key == "rx") {
+      if (value == "multishot") {
+        o.rx = RxMode::kMultishot;
+      } else if (value == "recvmmsg") {
+        o.rx = RxMode::kRecvmmsg;
+      } else {
+        ok = false;
+      }
+    } else if (key == "gso") {
+      ok = value == "0" || value == "1";
+      o.gso = value == "1";
     } else if (key == "sockbuf") {
       ok = absl::SimpleAtoi(value, &o.sockbuf) && o.sockbuf > 0 && o.sockbuf <= (1u << 30);
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
-          "udp: unknown option \"", key, "\" (known: entropies, mtu, io, rx_buffers, sockbuf)"));
+          "udp: unknown option \"", key, "\" (known: entropies, mtu, io, rx, rx_buffers, sockbuf, gso)"));
     }
     if (!ok)
       return absl::InvalidArgumentError(absl::StrCat("udp: option ", key, "=\"", value, "\" is not valid"));

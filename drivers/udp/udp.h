@@ -24,12 +24,20 @@
 //  * No allocation per packet: tx buffers (kTxSlots per queue, each with its
 //    msghdr, sockaddr and TOS cmsg), rx buffers and the rx stash are
 //    allocated at open.
-//  * io_uring mode: one io_uring_submit per tx_burst (and one to re-arm the
-//    multishot receive after it ran out of buffers), none per packet. A tx
-//    buffer stays in flight until its send CQE; rx buffers come from a
-//    provided-buffer ring and go back to it in rx_release (any order).
+//  * io_uring mode: a chunk of up to 32 packets that uses more than two
+//    entropy sockets is one io_uring_submit, none per packet; a chunk
+//    through one or two sockets is one sendmmsg per socket (cheaper for
+//    few packets). A tx buffer stays in flight until the CQE of the send
+//    that carries it. Receive, rx=multishot: buffers come from a
+//    provided-buffer ring and go back to it in rx_release (any order), one
+//    more submit re-arms the receive after it ran out of buffers;
+//    rx=recvmmsg (default): one recvmmsg per rx_burst, as mmsg mode.
 //  * mmsg mode: one recvmmsg per rx_burst; one sendmmsg per entropy socket
 //    a burst uses.
+//  * GSO (both modes): a send carries consecutive packets (per socket in
+//    mmsg mode) with one socket, destination and TOS, every one but the
+//    last of the same length, at most 32 and 65507 bytes; the packets keep
+//    their order. Each arrives as its own datagram.
 //  * Sends use MSG_DONTWAIT: a full socket buffer drops and counts, as a full
 //    NIC queue does; the protocol recovers.
 //
@@ -69,6 +77,11 @@ constexpr uint16_t entropy_port(uint16_t listen, uint32_t i) {
 }
 
 enum class IoMode : uint8_t { kUring, kMmsg };
+// How io_uring mode receives: a multishot recvmsg over a provided-buffer ring
+// (completions in shared memory, the kernel's task work copies each
+// datagram), or one recvmmsg per rx_burst as the mmsg mode does (sends still
+// go through the ring). io=mmsg always receives with recvmmsg.
+enum class RxMode : uint8_t { kMultishot, kRecvmmsg };
 
 struct UdpOptions {
   uint32_t ipv4 = 0;        // host order; a local unicast address
@@ -76,14 +89,25 @@ struct UdpOptions {
   uint32_t entropies = 64;  // 1..kMaxEntropies
   uint32_t mtu = 4096;      // data payload bytes per packet, 256..16384
   IoMode io = IoMode::kUring;  // kUring falls back to kMmsg if io_uring is unavailable
+  // io_uring mode's receive. recvmmsg by default: on the loopback ping-pong
+  // of bench/peers it answered 0.5-1.5 us sooner than the multishot receive
+  // (whose datagrams wait for the kernel's task work) at the same rates.
+  RxMode rx = RxMode::kRecvmmsg;
   uint32_t rx_buffers = 1024;  // receive buffers per queue, a power of two 64..16384
   uint32_t sockbuf = 4 << 20;  // SO_RCVBUF/SO_SNDBUF request (capped by the kernel for users)
+  // UDP GSO: consecutive packets of a burst with the same socket,
+  // destination, TOS and size go out as one send (the kernel or NIC cuts
+  // them apart; the receiver sees ordinary datagrams). Off by itself for a
+  // queue whose path refuses it.
+  bool gso = true;
 };
 
 struct UdpCounters {
   uint64_t tx_packets = 0;   // handed to the kernel
   uint64_t tx_errors = 0;    // the kernel refused (full socket buffer: EAGAIN, unreachable, ...)
   uint64_t tx_dropped = 0;   // not handed over: no SQE, or a peer that is not IPv4:port
+  uint64_t tx_gso_sends = 0; // sends that carried several packets (UDP GSO)
+  uint64_t gso_refused = 0;  // queues that turned GSO off: the path refused a GSO send
   uint64_t rx_packets = 0;   // handed out by rx_burst
   uint64_t rx_dropped = 0;   // truncated (larger than a buffer) or without a source address
   uint64_t rx_rearms = 0;    // multishot receive re-armed (ran out of buffers, or first arm)
@@ -116,6 +140,9 @@ class UdpDriver final : public Driver {
 
   // The mode in use (kMmsg after a fallback).
   IoMode io_mode() const { return io_; }
+  // Whether rx_burst takes datagrams from the multishot receive (io_uring
+  // mode with rx=multishot) rather than from recvmmsg.
+  bool multishot() const { return multishot_; }
   const UdpOptions& options() const { return options_; }
   uint16_t port(uint32_t q) const;
   // Sum over the queues / one queue; call when no queue runs (plain integers).
@@ -133,6 +160,7 @@ class UdpDriver final : public Driver {
   UdpOptions options_;
   DriverCaps caps_;
   IoMode io_ = IoMode::kUring;
+  bool multishot_ = false;
   std::vector<std::unique_ptr<Queue>> queues_;
 };
 

@@ -28,12 +28,20 @@ namespace {
 
 constexpr uint32_t kLocalhost = 0x7F000001;
 
-std::unique_ptr<UdpDriver> open_ok(IoMode io, uint32_t queues = 1, uint32_t entropies = 64,
+// The driver's three ways of doing I/O: io_uring with the multishot
+// receive, io_uring sends with recvmmsg receives, recvmmsg/sendmmsg.
+struct Mode {
+  IoMode io;
+  RxMode rx = RxMode::kMultishot;
+};
+
+std::unique_ptr<UdpDriver> open_ok(Mode m, uint32_t queues = 1, uint32_t entropies = 64,
                                    uint32_t rx_buffers = 1024) {
   UdpOptions o;
   o.ipv4 = kLocalhost;
   o.port = 0;
-  o.io = io;
+  o.io = m.io;
+  o.rx = m.rx;
   o.entropies = entropies;
   o.rx_buffers = rx_buffers;
   auto d = UdpDriver::open(o, queues);
@@ -97,10 +105,16 @@ std::vector<Got> recv_n(UdpDriver& d, uint32_t q, size_t want, bool hold = false
   return got;
 }
 
-class UdpBothModes : public ::testing::TestWithParam<IoMode> {};
+class UdpBothModes : public ::testing::TestWithParam<Mode> {};
 
-INSTANTIATE_TEST_SUITE_P(Io, UdpBothModes, ::testing::Values(IoMode::kUring, IoMode::kMmsg),
-                         [](const auto& info) { return info.param == IoMode::kUring ? "uring" : "mmsg"; });
+INSTANTIATE_TEST_SUITE_P(Io, UdpBothModes,
+                         ::testing::Values(Mode{IoMode::kUring}, Mode{IoMode::kUring, RxMode::kRecvmmsg},
+                                           Mode{IoMode::kMmsg}),
+                         [](const auto& info) {
+                           return info.param.io == IoMode::kMmsg           ? "mmsg"
+                                  : info.param.rx == RxMode::kMultishot ? "uring"
+                                                                         : "uring_recvmmsg";
+                         });
 
 TEST(UdpLayout, EntropyPortsMapBackToTheListeningPort) {
   for (uint32_t l = kPortBase; l < kPortBase + kPortStride; ++l) {
@@ -120,7 +134,8 @@ TEST_P(UdpBothModes, BurstsBothWaysWithPeerAndEntropy) {
   auto a = open_ok(GetParam());
   auto b = open_ok(GetParam());
   ASSERT_TRUE(a && b);
-  EXPECT_EQ(a->io_mode(), GetParam());
+  EXPECT_EQ(a->io_mode(), GetParam().io);
+  EXPECT_EQ(a->multishot(), GetParam().io == IoMode::kUring && GetParam().rx == RxMode::kMultishot);
   EXPECT_NE(a->port(0), b->port(0));
   EXPECT_EQ(a->local_addr(0), PeerAddr{kLocalhost} << 16 | a->port(0));
 
@@ -239,7 +254,7 @@ TEST_P(UdpBothModes, ReceiveBuffersRunDryAndRecover) {
   for (const Got& g : first) ids.insert(g.id);
   for (const Got& g : rest) ids.insert(g.id);
   EXPECT_EQ(ids.size(), 100u);
-  if (GetParam() == IoMode::kUring) {
+  if (b->multishot()) {
     EXPECT_GE(b->counters().rx_rearms, 2u);  // armed, ran dry, armed again
   }
   // A buffer given back twice is refused and counted.
@@ -277,9 +292,136 @@ TEST_P(UdpBothModes, TxBuffersAreLentOnceAndComeBack) {
   EXPECT_EQ(recv_n(*b, 0, 1).size(), 1u);
 }
 
+// One burst of packets with their own lengths, entropies and ECN; packet i
+// carries first + i in its first bytes and a byte pattern of its id after.
+struct Pkt {
+  uint32_t len;
+  uint16_t entropy = 7;
+  Ecn ecn = Ecn::kEct0;
+};
+uint32_t send_mixed(UdpDriver& d, PeerAddr to, const std::vector<Pkt>& pkts, uint32_t first = 0) {
+  std::vector<TxPacket> tx(pkts.size());
+  EXPECT_EQ(d.tx_alloc(0, tx), pkts.size());
+  for (uint32_t i = 0; i < pkts.size(); ++i) {
+    const uint32_t id = first + i;
+    std::memset(tx[i].data, static_cast<int>(id & 0xFF), pkts[i].len);
+    std::memcpy(tx[i].data, &id, sizeof(id));
+    tx[i].len = pkts[i].len;
+    tx[i].peer = to;
+    tx[i].entropy = pkts[i].entropy;
+    tx[i].ecn = pkts[i].ecn;
+  }
+  return d.tx_burst(0, tx);
+}
+
+// Receives `want` packets and checks each against what was sent: length,
+// content, ECN, source port. Returns the ids in arrival order.
+std::vector<uint32_t> recv_checked(UdpDriver& d, const UdpDriver& from, const std::vector<Pkt>& sent,
+                                   uint32_t first = 0) {
+  std::vector<uint32_t> order;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  std::vector<RxPacket> rx(32);
+  while (order.size() < sent.size() && std::chrono::steady_clock::now() < end) {
+    const uint32_t n = d.rx_burst(0, rx);
+    for (uint32_t i = 0; i < n; ++i) {
+      uint32_t id;
+      std::memcpy(&id, rx[i].data.data(), sizeof(id));
+      EXPECT_GE(id, first);
+      EXPECT_LT(id - first, sent.size());
+      if (id < first || id - first >= sent.size()) continue;
+      const Pkt& p = sent[id - first];
+      EXPECT_EQ(rx[i].data.size(), p.len) << "packet " << id;
+      bool intact = true;
+      for (size_t k = sizeof(id); k < rx[i].data.size(); ++k) intact &= rx[i].data[k] == (id & 0xFF);
+      EXPECT_TRUE(intact) << "packet " << id;
+      EXPECT_EQ(rx[i].meta.ecn, p.ecn) << "packet " << id;
+      EXPECT_EQ(rx[i].meta.entropy, entropy_port(from.port(0), p.entropy % from.options().entropies));
+      EXPECT_EQ(rx[i].meta.peer, from.local_addr(0));
+      order.push_back(id);
+    }
+    if (n) d.rx_release(0, std::span<RxPacket>(rx.data(), n));
+    if (n == 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  return order;
+}
+
+std::unique_ptr<UdpDriver> open_gso(Mode m, bool gso, uint32_t mtu = 4096) {
+  UdpOptions o;
+  o.ipv4 = kLocalhost;
+  o.port = 0;
+  o.io = m.io;
+  o.rx = m.rx;
+  o.gso = gso;
+  o.mtu = mtu;
+  auto d = UdpDriver::open(o, 1);
+  EXPECT_TRUE(d.ok()) << d.status();
+  return d.ok() ? std::move(*d) : nullptr;
+}
+
+// Runs of packets with one socket, destination, TOS and length go out as one
+// GSO send each, and arrive as the datagrams separate sends would have made.
+TEST_P(UdpBothModes, GsoSendsArriveAsSeparateDatagrams) {
+  auto a = open_gso(GetParam(), true);
+  auto b = open_gso(GetParam(), true);
+  ASSERT_TRUE(a && b);
+  std::vector<Pkt> pkts(32, Pkt{200});
+  ASSERT_EQ(send_mixed(*a, b->local_addr(0), pkts), 32u);
+  const auto order = recv_checked(*b, *a, pkts);
+  ASSERT_EQ(order.size(), 32u);
+  for (uint32_t i = 0; i < 32; ++i) EXPECT_EQ(order[i], i);  // one socket, one path: in order
+  EXPECT_EQ(a->counters().tx_gso_sends, 1u);
+  EXPECT_EQ(a->counters().tx_packets, 32u);
+  EXPECT_EQ(b->counters().rx_packets, 32u);
+  EXPECT_EQ(a->counters().tx_errors + a->counters().gso_refused, 0u);
+}
+
+// A run ends where the socket, the TOS or the length changes, or after a
+// shorter packet; every packet still arrives whole, with its own ECN.
+TEST_P(UdpBothModes, GsoRunsBreakWhereSocketTosOrLengthChange) {
+  auto a = open_gso(GetParam(), true);
+  auto b = open_gso(GetParam(), true);
+  ASSERT_TRUE(a && b);
+  const std::vector<Pkt> pkts = {
+      {1000}, {1000}, {1000}, {400},            // one send: the last may be shorter
+      {1000}, {1000},                           // a new run after the shorter one
+      {1000, 8}, {1000, 8},                     // another socket
+      {1000, 8, Ecn::kCe}, {1000, 8, Ecn::kCe}, // another TOS
+      {1200, 8, Ecn::kCe},                      // longer than the run: alone
+      {64, 9}};                                 // alone
+  ASSERT_EQ(send_mixed(*a, b->local_addr(0), pkts), pkts.size());
+  const auto order = recv_checked(*b, *a, pkts);
+  EXPECT_EQ(order.size(), pkts.size());
+  EXPECT_EQ(a->counters().tx_gso_sends, 4u);
+  EXPECT_EQ(a->counters().tx_packets, pkts.size());
+}
+
+// Full-size packets: a send stops below the largest UDP payload (65507
+// bytes), so 32 packets of 4224 bytes take three sends (15 + 15 + 2).
+TEST_P(UdpBothModes, GsoSendStaysUnderTheDatagramLimit) {
+  auto a = open_gso(GetParam(), true);
+  auto b = open_gso(GetParam(), true);
+  ASSERT_TRUE(a && b);
+  const uint32_t full = a->caps().mtu_payload + kHeaderRoom;
+  std::vector<Pkt> pkts(32, Pkt{full});
+  ASSERT_EQ(send_mixed(*a, b->local_addr(0), pkts), 32u);
+  EXPECT_EQ(recv_checked(*b, *a, pkts).size(), 32u);
+  EXPECT_EQ(a->counters().tx_gso_sends, (32 + 65507 / full - 1) / (65507 / full));
+  EXPECT_EQ(a->counters().tx_errors, 0u);
+}
+
+TEST_P(UdpBothModes, GsoOffSendsOnePacketPerSend) {
+  auto a = open_gso(GetParam(), false);
+  auto b = open_gso(GetParam(), true);
+  ASSERT_TRUE(a && b);
+  std::vector<Pkt> pkts(16, Pkt{300});
+  ASSERT_EQ(send_mixed(*a, b->local_addr(0), pkts), 16u);
+  EXPECT_EQ(recv_checked(*b, *a, pkts).size(), 16u);
+  EXPECT_EQ(a->counters().tx_gso_sends, 0u);
+}
+
 TEST(Udp, UringSenderAndMmsgReceiverInteroperate) {
-  auto a = open_ok(IoMode::kUring);
-  auto b = open_ok(IoMode::kMmsg);
+  auto a = open_ok({IoMode::kUring});
+  auto b = open_ok({IoMode::kMmsg});
   ASSERT_TRUE(a && b);
   std::vector<Sent> pkts(10);
   for (uint32_t i = 0; i < 10; ++i) pkts[i] = {static_cast<uint16_t>(i), 0, Ecn::kCe};
@@ -302,10 +444,10 @@ TEST(Udp, RefusedIoUringFallsBackToMmsgAndSaysSo) {
   g_log = &log;
   Log::set_sink(capture);
   refuse_uring_for_testing(true);
-  auto a = open_ok(IoMode::kUring);
+  auto a = open_ok({IoMode::kUring});
   refuse_uring_for_testing(false);
   Log::set_sink(nullptr);
-  auto b = open_ok(IoMode::kUring);
+  auto b = open_ok({IoMode::kUring});
   ASSERT_TRUE(a && b);
   EXPECT_EQ(a->io_mode(), IoMode::kMmsg);
   EXPECT_EQ(b->io_mode(), IoMode::kUring);
@@ -323,7 +465,7 @@ TEST(Udp, RefusedIoUringFallsBackToMmsgAndSaysSo) {
 }
 
 TEST(Udp, BusyPortIsAlreadyExists) {
-  auto a = open_ok(IoMode::kUring);
+  auto a = open_ok({IoMode::kUring});
   ASSERT_TRUE(a);
   UdpOptions o;
   o.ipv4 = kLocalhost;
@@ -358,7 +500,7 @@ TEST(Udp, NonLocalAddressIsFailedPrecondition) {
 }
 
 TEST(Udp, OpenDriverUris) {
-  auto d = open_driver("udp://127.0.0.1:0?entropies=8&mtu=1024&io=mmsg&rx_buffers=128&sockbuf=65536", 2);
+  auto d = open_driver("udp://127.0.0.1:0?entropies=8&mtu=1024&io=mmsg&rx_buffers=128&sockbuf=65536&gso=0&rx=recvmmsg", 2);
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ((*d)->caps().name, "udp");
   EXPECT_EQ((*d)->caps().mtu_payload, 1024u);
@@ -366,6 +508,9 @@ TEST(Udp, OpenDriverUris) {
   auto* u = static_cast<UdpDriver*>(d->get());
   EXPECT_EQ(u->io_mode(), IoMode::kMmsg);
   EXPECT_EQ(u->options().entropies, 8u);
+  EXPECT_FALSE(u->options().gso);
+  EXPECT_EQ(u->options().rx, RxMode::kRecvmmsg);
+  EXPECT_FALSE(u->multishot());
   EXPECT_NE(u->dump().find("mmsg"), std::string::npos);
 
   struct Case {
@@ -389,6 +534,8 @@ TEST(Udp, OpenDriverUris) {
       {"udp://127.0.0.1:0?mtu=1024&mtu=2048", absl::StatusCode::kInvalidArgument, "given twice"},
       {"udp://127.0.0.1:0?loss=0.1", absl::StatusCode::kInvalidArgument, "\"loss\""},
       {"udp://127.0.0.1:0?entropies", absl::StatusCode::kInvalidArgument, "no value"},
+      {"udp://127.0.0.1:0?gso=yes", absl::StatusCode::kInvalidArgument, "gso=\"yes\""},
+      {"udp://127.0.0.1:0?rx=uring", absl::StatusCode::kInvalidArgument, "rx=\"uring\""},
   };
   for (const Case& c : cases) {
     auto e = open_driver(c.uri, 2);
@@ -399,7 +546,7 @@ TEST(Udp, OpenDriverUris) {
 }
 
 TEST(Udp, AddressText) {
-  auto d = open_ok(IoMode::kMmsg, 1, 1);
+  auto d = open_ok({IoMode::kMmsg}, 1, 1);
   ASSERT_TRUE(d);
   auto a = d->parse_addr("10.1.2.3:4800");
   ASSERT_TRUE(a.ok());

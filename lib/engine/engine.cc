@@ -29,23 +29,39 @@ Engine::Engine(Driver& driver, uint32_t queue, const EngineConfig& config, uint6
         return t;
       }(), driver.local_addr(queue), seed),
       rx_(std::min(config.burst, driver.caps().max_burst)),
-      tx_(std::min(config.burst, driver.caps().max_burst)) {}
+      tx_(std::min(config.burst, driver.caps().max_burst)),
+      ctl_(tx_.size()) {}
 
 uint32_t Engine::poll(TimePoint now) {
   ++counters_.polls;
-  uint32_t work = 0;
+  // Transmit first: the ACKs the previous poll's receive asked for leave
+  // together with the work the application posted since, in one burst (the
+  // reply it posted on seeing that receive's completion goes ahead of the
+  // ACK, see transmit()), and the application saw that completion without
+  // waiting for an ACK's send.
+  uint32_t work = transmit(now);
+  // Timers that are due now; an ACK deadline the receive below sets waits
+  // for the next poll's transmit, like the ACKs themselves.
+  const bool timers_due = transport_.next_deadline() <= now;
   // Receive: one burst into the core, then the buffers go back.
   const uint32_t n = driver_.rx_burst(queue_, rx_);
   for (uint32_t i = 0; i < n; ++i) transport_.on_datagram(rx_[i].data, rx_[i].meta, now);
   if (n) driver_.rx_release(queue_, std::span<RxPacket>(rx_.data(), n));
   counters_.rx_packets += n;
   work += n;
-  // Timers.
-  if (transport_.next_deadline() <= now) {
+  // Timers, and what they make due (retransmissions, probes) right away.
+  if (timers_due) {
     transport_.on_timeout(now);
     ++counters_.timer_runs;
     ++work;
+    work += transmit(now);
   }
+  if (work == 0) ++counters_.idle_polls;
+  return work;
+}
+
+uint32_t Engine::transmit(TimePoint now) {
+  uint32_t work = 0;
   // Transmit until the core has nothing due or the driver lends no buffer.
   while (transport_.wants_transmit()) {
     const uint32_t lent = driver_.tx_alloc(queue_, tx_);
@@ -53,14 +69,29 @@ uint32_t Engine::poll(TimePoint now) {
     for (uint32_t i = 0; i < lent; ++i) tx_[i].len = 0;
     TxBatch batch(tx_.data(), lent);
     const uint32_t filled = transport_.poll_transmit(now, batch);
+    requests_first(filled);
     const uint32_t sent = driver_.tx_burst(queue_, std::span<TxPacket>(tx_.data(), lent));
     counters_.tx_packets += sent;
     if (sent < filled) counters_.tx_dropped += filled - sent;
     work += filled;
     if (filled < lent) break;
   }
-  if (work == 0) ++counters_.idle_polls;
   return work;
+}
+
+void Engine::requests_first(uint32_t filled) {
+  // Stable, without allocating: control packets aside, requests forward.
+  uint32_t data = 0, ctl = 0;
+  for (uint32_t i = 0; i < filled; ++i) {
+    if (tx_[i].control) {
+      ctl_[ctl++] = tx_[i];
+    } else {
+      if (ctl) tx_[data] = tx_[i];
+      ++data;
+    }
+  }
+  if (ctl == 0 || data == 0) return;
+  for (uint32_t k = 0; k < ctl; ++k) tx_[data + k] = ctl_[k];
 }
 
 // ============================================================================

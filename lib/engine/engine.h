@@ -1,10 +1,21 @@
 // lib/engine: the runtime that runs the I/O-free core on a driver.
 //
 // One Engine per driver queue (one lcore / thread), run to completion and
-// sharing nothing: each poll() takes a received burst into the transport,
-// fires due timers, and drains what the transport wants to send into the
-// driver's transmit bursts. The engine owns the clock (the core never reads
-// one): a monotonic clock counted from the process's first use of it.
+// sharing nothing: each poll() drains what the transport wants to send into
+// the driver's transmit bursts, takes a received burst into the transport,
+// and fires due timers (sending what they make due). The engine owns the
+// clock (the core never reads one): a monotonic clock counted from the
+// process's first use of it.
+//
+// Transmit comes first so that request/response traffic pays one send per
+// message, not two: the ACK a receive asks for leaves at the start of the
+// next poll, in the same burst as the reply the application posted on
+// seeing the completion, and within a burst requests go before ACK, NACK
+// and CTRL packets (the peer's application waits for the request; the ACK
+// only frees its window). The cost: an ACK waits for the next poll, so an
+// application in library mode must keep polling (it must anyway: timers
+// and retransmissions run only in poll()); an engine thread polls again at
+// once after any work.
 //
 // Two ways to drive it (ARCHITECTURE rule 6):
 //  - library mode: the application calls poll() (or work() through the API)
@@ -78,12 +89,19 @@ class Engine {
   const EngineConfig& config() const { return config_; }
 
  private:
+  // Sends what the transport has due, burst by burst; returns packets filled.
+  uint32_t transmit(TimePoint now);
+  // Reorders tx_[0, filled): requests first, then control packets, each in
+  // their order (a stable partition into ctl_, no allocation).
+  void requests_first(uint32_t filled);
+
   Driver& driver_;
   uint32_t queue_;
   EngineConfig config_;
   ses::Transport transport_;
   std::vector<RxPacket> rx_;
   std::vector<TxPacket> tx_;
+  std::vector<TxPacket> ctl_;  // requests_first()'s scratch, tx_.size() entries
   EngineCounters counters_;
 };
 

@@ -7,6 +7,8 @@
 
 #include <deque>
 #include <mutex>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace shoal::engine {
@@ -58,8 +60,10 @@ class PipeDriver : public Driver {
   uint32_t tx_burst(uint32_t q, std::span<TxPacket> pkts) override {
     std::lock_guard<std::mutex> l(mu_);
     uint32_t sent = 0;
+    std::string burst;
     for (const TxPacket& p : pkts) {
       if (p.len == 0) continue;
+      burst += p.control ? 'c' : 'r';
       EXPECT_LE(p.len, caps_.mtu_payload + 128) << "packet larger than the driver's MTU allows";
       max_len_ = std::max(max_len_, p.len);
       ++sent;
@@ -69,9 +73,16 @@ class PipeDriver : public Driver {
       h.meta.peer = q + 1;
       inbox_[1 - q].push_back(std::move(h));
     }
+    if (!burst.empty()) bursts_[q].push_back(burst);
     return sent;
   }
   uint32_t max_len() const { return max_len_; }
+  // Queue q's bursts so far, one string each: 'r' a request, 'c' a control
+  // packet (ACK, NACK, CTRL), in the order handed to the driver.
+  std::vector<std::string> take_bursts(uint32_t q) {
+    std::lock_guard<std::mutex> l(mu_);
+    return std::exchange(bursts_[q], {});
+  }
 
  private:
   struct Held {
@@ -84,6 +95,7 @@ class PipeDriver : public Driver {
   std::mutex mu_;
   std::deque<Held> inbox_[2], held_[2];
   std::vector<std::vector<uint8_t>> tx_bufs_[2];
+  std::vector<std::string> bursts_[2];
   uint32_t max_len_ = 0;
 };
 
@@ -125,6 +137,54 @@ TEST(Engine, LibraryModeMovesMessagesWithinTheDriversMtu) {
   EXPECT_EQ(rbuf, msg);
   EXPECT_LE(drv.max_len(), 1024u + 12 + 44 + 4);
   EXPECT_GE(a.counters().tx_packets, 10u);
+}
+
+// Request/response: the ACK of a received message waits for the next poll,
+// so the reply the application posts on its completion leaves in the same
+// burst, ahead of the ACK.
+TEST(Engine, ReplyAndAckLeaveInOneBurstReplyFirst) {
+  PipeDriver drv;
+  EngineConfig cfg;
+  Engine a(drv, 0, cfg, 1), b(drv, 1, cfg, 2);
+  std::vector<uint8_t> abuf(64), bbuf(64);
+  ASSERT_TRUE(a.transport().post_recv(0, abuf, 1).ok());
+  ASSERT_TRUE(b.transport().post_recv(0, bbuf, 2).ok());
+  const auto ping = pattern(64, 3), pong = pattern(64, 4);
+  ses::SendRequest r;
+  r.peer = b.local_addr();
+  r.data = ping;
+  r.wr_id = 5;
+  ASSERT_TRUE(a.transport().post_send(r).ok());
+  TimePoint now = TimePoint::from_ns(1000);
+  a.poll(now);
+  EXPECT_EQ(drv.take_bursts(0), std::vector<std::string>{"r"});
+  // b receives the ping; its ACK (asked for: a lone message) does not leave yet.
+  b.poll(now);
+  EXPECT_TRUE(drv.take_bursts(1).empty());
+  ses::Completion wc[4];
+  ASSERT_EQ(b.transport().poll_completions(wc, 4), 1u);
+  EXPECT_EQ(wc[0].wr_id, 2u);
+  EXPECT_EQ(bbuf, ping);
+  r.peer = a.local_addr();
+  r.data = pong;
+  r.wr_id = 6;
+  ASSERT_TRUE(b.transport().post_send(r).ok());
+  b.poll(now);
+  EXPECT_EQ(drv.take_bursts(1), std::vector<std::string>{"rc"});  // the pong, then the ACK
+  // Without a reply the ACK still leaves, at the next poll.
+  a.poll(now);
+  EXPECT_TRUE(drv.take_bursts(0).empty());
+  a.poll(now);
+  EXPECT_EQ(drv.take_bursts(0), std::vector<std::string>{"c"});
+  b.poll(now);
+  int done_a = 0;
+  until([&] {
+    a.poll();
+    b.poll();
+    done_a += a.transport().poll_completions(wc, 4);
+    return done_a == 2;  // the ping's send (ACKed) and the pong's receive
+  });
+  EXPECT_EQ(abuf, pong);
 }
 
 TEST(Engine, LossIsRecoveredWithTheRealClock) {
