@@ -716,14 +716,6 @@ void Pdc::on_ack(const wire::AckHeader& ack, TimePoint now) {
     cc_ops_->on_ack(cc_, config_.cc_params, a);
   }
   if (progressed) {
-    // The peer answers: a backed-off RTO with no estimate behind it (every
-    // ACK so far named a retransmission, so Karn gave no sample, and maybe
-    // never will) goes back to the initial one rather than staying doubled
-    // for good (incast: flows sat out 16 ms RTOs at the end, dcqcn 64.9 ->
-    // 86.4 Gb/s). With an estimate the backoff stays until the next sample
-    // (RFC 6298 5.7): collapsing it to the estimate was tried and fed RTO
-    // storms (dcqcn incast 32.6 Gb/s).
-    if (rto_backoff_ != 0 && !have_rtt_) rto_ = config_.initial_rto;
     rto_backoff_ = 0;
     last_progress_us_ = static_cast<uint32_t>(now.ns() / 1000);
     tlp_used_ = false;

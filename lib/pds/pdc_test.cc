@@ -784,27 +784,6 @@ TEST(PdcTest, RtoFiresAfterRtoAndBacksOff) {
   expect_each_once(p.ub.received, 1000, 10, "received");
 }
 
-TEST(PdcTest, ProgressWithoutAnyRttSampleUndoesTheRtoBackoff) {
-  // A PDC whose first transmissions were all lost gets ACKs only for
-  // retransmissions, which carry no RTT sample (Karn): it never has an
-  // estimate to recompute its RTO from. Once the peer answers, the RTO goes
-  // back to the initial one instead of staying at the doubled value.
-  PdsConfig cfg = base_config();
-  cfg.tail_loss_probe = false;
-  Pair p(cfg, Psn(0));
-  p.ua.add_units(0, 4);
-  p.a->wake();
-  p.a2b_filter = [&](const Rec& r) {
-    Fate f;
-    f.drop = r.is_request() && r.tx_num <= 3;  // three RTOs: initial, x2, x4
-    return f;
-  };
-  ASSERT_TRUE(p.transfer(0, 4));
-  EXPECT_EQ(p.a->counters().rto_fires, 3u);
-  EXPECT_EQ(p.a->counters().rtt_samples, 0u);
-  EXPECT_EQ(p.a->rto(), cfg.initial_rto);
-}
-
 TEST(PdcTest, TailLossProbeRecoversBeforeRto) {
   for (bool tlp : {true, false}) {
     SCOPED_TRACE(tlp ? "tlp on" : "tlp off");
