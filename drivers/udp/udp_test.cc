@@ -35,18 +35,28 @@ struct Mode {
   RxMode rx = RxMode::kMultishot;
 };
 
-std::unique_ptr<UdpDriver> open_ok(Mode m, uint32_t queues = 1, uint32_t entropies = 64,
-                                   uint32_t rx_buffers = 1024) {
+// Loopback, a free port, the I/O mode under test.
+UdpOptions local_options(Mode m) {
   UdpOptions o;
   o.ipv4 = kLocalhost;
   o.port = 0;
   o.io = m.io;
   o.rx = m.rx;
-  o.entropies = entropies;
-  o.rx_buffers = rx_buffers;
+  return o;
+}
+
+std::unique_ptr<UdpDriver> open_with(const UdpOptions& o, uint32_t queues) {
   auto d = UdpDriver::open(o, queues);
   EXPECT_TRUE(d.ok()) << d.status();
   return d.ok() ? std::move(*d) : nullptr;
+}
+
+std::unique_ptr<UdpDriver> open_ok(Mode m, uint32_t queues = 1, uint32_t entropies = 64,
+                                   uint32_t rx_buffers = 1024) {
+  UdpOptions o = local_options(m);
+  o.entropies = entropies;
+  o.rx_buffers = rx_buffers;
+  return open_with(o, queues);
 }
 
 struct Sent {
@@ -346,16 +356,10 @@ std::vector<uint32_t> recv_checked(UdpDriver& d, const UdpDriver& from, const st
 }
 
 std::unique_ptr<UdpDriver> open_gso(Mode m, bool gso, uint32_t mtu = 4096) {
-  UdpOptions o;
-  o.ipv4 = kLocalhost;
-  o.port = 0;
-  o.io = m.io;
-  o.rx = m.rx;
+  UdpOptions o = local_options(m);
   o.gso = gso;
   o.mtu = mtu;
-  auto d = UdpDriver::open(o, 1);
-  EXPECT_TRUE(d.ok()) << d.status();
-  return d.ok() ? std::move(*d) : nullptr;
+  return open_with(o, 1);
 }
 
 // Runs of packets with one socket, destination, TOS and length go out as one
