@@ -279,6 +279,7 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
     TxSlot& s = slots_[slot_of(next_psn_)];
     s.cookie = cookie;
     s.transmissions = 0;
+    s.timed_out = false;
     s.rnr = 0;
     s.not_before_ns = 0;
     s.is_close = false;
@@ -300,6 +301,7 @@ uint32_t Pdc::poll_transmit(TimePoint now, TxBatch& batch) {
     TxSlot& s = slots_[slot_of(next_psn_)];
     s.cookie = 0;
     s.transmissions = 0;
+    s.timed_out = false;
     s.rnr = 0;
     s.not_before_ns = 0;
     s.is_close = true;
@@ -540,6 +542,13 @@ bool Pdc::emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& ba
   s.len = static_cast<uint16_t>(len);
   s.entropy = entropy;
   ++s.transmissions;
+  // Karn, relaxed where it is safe: a resend after an RTO is sampled. Were
+  // it not, a flow whose whole window timed out (every later ACK naming a
+  // resend) never got a sample, and its RTO stayed doubled for good (incast
+  // flows waited out 16 ms RTOs; af_packet flows could not shed an RTO
+  // storm without the backoff).
+  s.sample_ok = s.transmissions == 1 || (retx && s.timed_out);
+  s.timed_out = false;
   tx_order_.push_back(idx);
   inflight_bytes_ += s.len;
   ++counters_.tx_requests;
@@ -667,7 +676,7 @@ void Pdc::on_ack(const wire::AckHeader& ack, TimePoint now) {
   Duration rtt = Duration::zero();
   if (acked >= una_) {
     const TxSlot& s = slots_[slot_of(acked)];
-    if (s.transmissions == 1 && s.state != kSacked && s.state != kFree) {
+    if (s.sample_ok && s.state != kSacked && s.state != kFree) {
       const Duration hold = Duration::nanos(static_cast<int64_t>(ack.ack_cc_state & 0xffffffffu));
       rtt = now - TimePoint::from_ns(s.last_send_ns);
       if (hold < rtt) rtt -= hold;
@@ -768,6 +777,7 @@ void Pdc::resolve_failed(uint32_t idx, UnitFailure why, uint8_t ses_code) {
 
 void Pdc::mark_lost(uint32_t idx) {
   TxSlot& s = slots_[idx];
+  s.timed_out = false;  // on_rto sets it after this for the copies an RTO old
   tx_order_.remove(idx);
   inflight_bytes_ -= s.len;
   s.state = kLost;
@@ -872,6 +882,7 @@ void Pdc::on_nack(const wire::NackHeader& nack, TimePoint now) {
         break;
       }
       s.transmissions = 0;
+      s.timed_out = false;
       s.not_before_ns = (now + config_.rnr_delay * (int64_t{1} << std::min<int>(s.rnr - 1, 16))).ns();
       mark_lost(idx);
       break;
@@ -958,8 +969,10 @@ void Pdc::on_rto(TimePoint now) {
     // younger ones are resent without blaming their entropy.
     while (!tx_order_.empty()) {
       const uint32_t idx = tx_order_.front();
-      if (TimePoint::from_ns(slots_[idx].last_send_ns) + rto_ <= now) lb_.on_timeout(slots_[idx].entropy, now);
+      const bool aged = TimePoint::from_ns(slots_[idx].last_send_ns) + rto_ <= now;
+      if (aged) lb_.on_timeout(slots_[idx].entropy, now);
       mark_lost(idx);
+      slots_[idx].timed_out = aged;
     }
   }
   cc::TimeoutSample t;

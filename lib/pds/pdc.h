@@ -374,6 +374,13 @@ class Pdc {
     uint8_t rnr;  // RNR NACKs collected
     SlotState state;
     bool is_close;  // the CTRL CLOSE occupies a PSN like a unit
+    // Declared lost by an RTO with its last copy at least an RTO old: the
+    // resend that follows may give an RTT sample (see emit_request).
+    bool timed_out;
+    // This transmission's ACK gives an RTT sample: a first transmission, or
+    // a resend after a timed-out copy (that copy is an RTO older; an ACK
+    // sooner than that is for the resend).
+    bool sample_ok;
   };
   static_assert(sizeof(TxSlot) <= 56, "TxSlot: keep the send ring small");
   struct SlotLinks {

@@ -784,6 +784,28 @@ TEST(PdcTest, RtoFiresAfterRtoAndBacksOff) {
   expect_each_once(p.ub.received, 1000, 10, "received");
 }
 
+TEST(PdcTest, AResendAfterAnRtoGivesAnRttSample) {
+  // Every first transmission is lost, so every ACK names a resend. Karn
+  // alone would never sample and leave the RTO doubled for good; a resend
+  // whose previous copy timed out (an RTO older) is sampled, and the RTO
+  // comes back from the estimate.
+  PdsConfig cfg = base_config();
+  cfg.tail_loss_probe = false;
+  Pair p(cfg, Psn(0));
+  p.ua.add_units(0, 4);
+  p.a->wake();
+  p.a2b_filter = [&](const Rec& r) {
+    Fate f;
+    f.drop = r.is_request() && r.tx_num <= 2;  // two RTOs: initial, then doubled
+    return f;
+  };
+  ASSERT_TRUE(p.transfer(0, 4));
+  EXPECT_EQ(p.a->counters().rto_fires, 2u);
+  EXPECT_GT(p.a->counters().rtt_samples, 0u);
+  EXPECT_LT(p.a->rto(), cfg.initial_rto);  // srtt + 4 rttvar of a few-us link, at min_rto
+  EXPECT_EQ(p.a->rto(), cfg.min_rto);
+}
+
 TEST(PdcTest, TailLossProbeRecoversBeforeRto) {
   for (bool tlp : {true, false}) {
     SCOPED_TRACE(tlp ? "tlp on" : "tlp off");
