@@ -600,12 +600,10 @@ void Pdc::unlink(uint32_t idx) {
 uint32_t Pdc::mark_delivered(Psn psn, TimePoint now, Duration lb_rtt, bool ce, bool* progressed) {
   const uint32_t idx = slot_of(psn);
   TxSlot& s = slots_[idx];
-  if (s.state == kInFlight) {
-    tx_order_.remove(idx);
-    inflight_bytes_ -= s.len;
-  } else if (s.state == kLost) {
-    retx_.remove(idx);
-    retx_bytes_ -= s.len;
+  if (s.state != kInFlight && s.state != kLost) return 0;  // already sacked or free
+  const bool was_lost = s.state == kLost;
+  unlink(idx);
+  if (was_lost) {
     if (s.transmissions == 1 && s.rnr == 0) {
       // Declared lost, never resent, and delivered: RACK took reordering for
       // loss (certain, unlike the timing test below). Widen the reordering
@@ -618,8 +616,6 @@ uint32_t Pdc::mark_delivered(Psn psn, TimePoint now, Duration lb_rtt, bool ce, b
       l.packets = 1;
       cc::cc_on_spurious_loss(*cc_ops_, cc_, config_.cc_params, l);
     }
-  } else {
-    return 0;  // already sacked or free
   }
   const Duration rtt = now - TimePoint::from_ns(s.last_send_ns);
   // Delivered sooner after its retransmission than a round trip takes: the
