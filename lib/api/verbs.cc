@@ -430,7 +430,10 @@ int shoal_open(const char* uri, const struct shoal_open_attr* attr, struct shoal
       es->thread = std::make_unique<shoal::engine::EngineThread>(*ctx->driver, e, cfg, seed);
       if (!cpus.empty()) {
         const absl::Status st = es->thread->pin_to_cpu(cpus[e]);
-        if (!st.ok()) return fail(EINVAL, "shoal_open: engine_cpus: " + std::string(st.message()));
+        if (!st.ok())
+          return fail(EINVAL, std::string(cpus_text.empty() ? "shoal_open: the driver's engine CPU (dpdk lcores=): "
+                                                            : "shoal_open: engine_cpus: ") +
+                                  std::string(st.message()));
       }
     } else {
       es->engine = std::make_unique<shoal::engine::Engine>(*ctx->driver, e, cfg, seed);
