@@ -68,6 +68,15 @@ check link-failure "$out" '
 assert d["failed_link"] and d["fail_at_us"] == 50 and "recovery_us" in d and "flows_stalled" in d, d
 assert d["down_drops"] > 0, d'
 
+# Failover by the transport alone (no rerouting): adaptive path selection
+# steers requests and, through the echoed entropy, the replies around the
+# dead link; recovery is judged against the same run without the failure.
+out=$("$sim" --scenario link-failure --k 4 --flow-size 1048576 --lb adaptive --cc swift --json 2>/dev/null | tail -1) \
+  || fail "link-failure --lb adaptive exited $?"
+check "link-failure adaptive" "$out" '
+assert d["flows_completed"] == d["flows"] and d["bytes_lost"] == 0 and d["down_drops"] > 0, d
+assert 0 < d["goodput_after_over_no_failure"] <= 1.1 and d["recovery_us"] is not None, d'
+
 out=$("$sim" --scenario ring-allreduce --k 4 --flow-size 1048576 --chunk-bytes 32768 --json 2>/dev/null | tail -1) \
   || fail "ring-allreduce exited $?"
 check ring-allreduce "$out" '
