@@ -72,6 +72,7 @@ class Engine {
  public:
   // The driver outlives the engine; the engine uses queue `queue` only.
   Engine(Driver& driver, uint32_t queue, const EngineConfig& config, uint64_t seed);
+  ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
@@ -100,7 +101,10 @@ class Engine {
   EngineConfig config_;
   ses::Transport transport_;
   std::vector<RxPacket> rx_;
+  // tx_[0, held_): buffers the driver lent that the core has not filled
+  // yet; they stay lent across polls and go back when the engine is destroyed.
   std::vector<TxPacket> tx_;
+  uint32_t held_ = 0;
   std::vector<TxPacket> ctl_;  // requests_first()'s scratch, tx_.size() entries
   EngineCounters counters_;
 };
