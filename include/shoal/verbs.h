@@ -457,7 +457,10 @@ struct shoal_wc {
  * Returns the number written (0..n), or a negative errno.
  * Library mode: if the CQ holds no completion, the call first runs the CQ's
  * engine once (as shoal_progress(ctx, engine, 0)), so an ibverbs-style
- * busy-poll loop makes progress by itself.
+ * busy-poll loop makes progress by itself. Except right after a call that
+ * returned completions: the call that then finds the CQ empty (the end of a
+ * `while ((n = shoal_poll_cq(...)) > 0)` drain loop) returns 0 at once,
+ * so the application answers what it got before the engine's next pass.
  * Overrun: a CQ never drops a completion. When the engine has a completion
  * for a full CQ it keeps it (the WR still holds its send or receive queue
  * slot, so the backlog is bounded by the queues of the QPs using this CQ;

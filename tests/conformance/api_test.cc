@@ -347,6 +347,43 @@ TEST_F(Api, ImmediateDataAndReplyThroughAnAhFromTheCompletion) {
   EXPECT_EQ(back, src);
 }
 
+// The engine passes a context has run so far ("polls N" in its dump).
+uint64_t engine_polls(const shoal_context* ctx) {
+  const std::string d = shoal::api::dump(ctx);
+  const size_t at = d.find("polls ");
+  return at == std::string::npos ? 0 : std::stoull(d.substr(at + 6));
+}
+
+// A drain loop's last call (the CQ found empty right after completions)
+// returns without running the engine, so the application answers what it
+// got before the engine's next pass (sends an ACK, reads the socket); the
+// call after that runs it again, so poll_cq alone still makes progress.
+TEST_F(Api, PollCqEndsADrainLoopWithoutAnEnginePass) {
+  if (threaded()) GTEST_SKIP() << "library mode: poll_cq runs the engine only there";
+  auto& src = buffer(64, 1);
+  auto& dst = buffer(64);
+  shoal_mr* smr = reg(a, src);
+  shoal_mr* rmr = reg(b, dst);
+  ASSERT_EQ(post_recv(b, b.qp, rmr, dst.data(), 64, 1), 0);
+  ASSERT_EQ(post_send(a, a.qp, ah_to(a, b, b.qp), smr, src.data(), 64, 2), 0);
+  // Drive until the receive completion is in hand, as a drain loop's body sees it.
+  shoal_wc wc[4];
+  int n = 0;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (n == 0 && std::chrono::steady_clock::now() < end) {
+    shoal_progress(a.ctx, SHOAL_ENGINE_ALL, 0);
+    n = shoal_poll_cq(b.cq, 4, wc);
+  }
+  ASSERT_EQ(n, 1);
+  EXPECT_EQ(wc[0].opcode, SHOAL_WC_RECV);
+  const uint64_t before = engine_polls(b.ctx);
+  EXPECT_EQ(shoal_poll_cq(b.cq, 4, wc), 0);  // the loop's end
+  EXPECT_EQ(engine_polls(b.ctx), before) << "the drain loop's last poll_cq ran the engine";
+  EXPECT_EQ(shoal_poll_cq(b.cq, 4, wc), 0);  // still empty: now the engine runs
+  EXPECT_EQ(engine_polls(b.ctx), before + 1);
+  wait(a, 1);
+}
+
 TEST_F(Api, UnsignaledSendsCompleteSilentlyErrorsAlways) {
   auto& src = buffer(64, 3);
   auto& dst = buffer(64 * 8);
