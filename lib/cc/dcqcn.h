@@ -34,6 +34,17 @@
 // R_AI = 40 Mb/s, R_HAI = 400 Mb/s (10 x R_AI), min_rate = 10 Mb/s,
 // cwnd cap = 2 BDP. All configurable.
 //
+// Limits (measured; they follow from the paper's algorithm and defaults). A cut
+// before alpha has decayed halves Rc, and g = 1/256 per alpha_timer keeps
+// alpha near 1 for milliseconds, so every cut of a short flow halves it;
+// recovery then takes increase_timer steps (the byte counter is too coarse to
+// fire within a few MB). A sprayed flow crosses many queues and any mark on
+// any of them is a notification, so under step marking a 2 MB flow at 100 Gb/s
+// is halved about twice. Faster recovery (e.g. a 32 KB byte counter) fixes
+// that but lets recovery outrun the 50 us cut spacing in a large incast,
+// which then overflows; NIC-style settings (4 us between cuts and CNPs, 1 us
+// alpha period) cut sprayed flows far too often.
+//
 // Invariants: min_rate <= Rc <= link_rate; Rc <= Rt <= link_rate after an
 // increase event; 0 < alpha <= 1; pacing_rate == round(Rc).
 #pragma once
