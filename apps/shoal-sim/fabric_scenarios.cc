@@ -90,6 +90,8 @@ struct FabricOpts {
   Duration bin = Duration::micros(5);
   Duration time_limit = Duration::millis(1000);
   std::string series;  // file for time series and per-flow FCTs ("" = none)
+  std::string trace_pdcs;  // file for the periodic per-PDC trace ("" = none)
+  Duration trace_every = Duration::micros(100);
   bool trim = false;
   std::string ecn = "step";
 };
@@ -194,6 +196,10 @@ std::string parse_common(FlagReader& r, const std::string& scenario, uint64_t de
   o->bin = Duration::micros_f(bin_us);
   o->time_limit = Duration::micros_f(limit_ms * 1000);
   o->series = r.s("series", "");
+  o->trace_pdcs = r.s("trace-pdcs", "");
+  const double trace_us = r.f("trace-us", 100);
+  if (trace_us <= 0) return "--trace-us must be > 0";
+  o->trace_every = Duration::micros_f(trace_us);
   return "";
 }
 
@@ -265,6 +271,7 @@ struct Bench {
   uint32_t hot_port = 0;
   std::vector<sim::QueueSample> hot_samples;
   std::function<bool()> done;
+  std::shared_ptr<FILE> trace;  // --trace-pdcs, open while the scenario runs
   WallClock::time_point wall0;
   double wall_s = 0;
   std::function<std::string()> progress_note;
@@ -367,6 +374,50 @@ void sample_queues(Bench& b) {
   }
   if (b.hot) b.hot_samples.push_back(sim::QueueSample{sim.now(), sim.queue_packets(b.hot_port), 0});
   if (!b.done || !b.done()) sim.call_at(sim.now() + b.o.sample_every, [&b] { sample_queues(b); });
+}
+
+// --trace-pdcs: one line per sending (initiator) PDC of every host now and
+// every trace_every until b.done(), to see where a laggard flow loses its
+// time (window, RTO, pacing, retransmissions). Columns are named in the line
+// so that a reader needs no schema.
+void trace_pdcs(Bench& b) {
+  FabricSim& sim = *b.sim;
+  for (uint32_t h = 0; h < b.o.hosts; ++h) {
+    const pool::PdcPool& pool = sim.host(h).pool();
+    const cc::CcParams& params = sim.host(h).config().pds.cc_params;
+    pool.for_each([&](uint16_t id, const pds::Pdc& pdc) {
+      if (!pool.initiator(id) || pdc.outstanding() == 0) return;
+      const pds::PdsCounters& c = pdc.counters();
+      const cc::CcState& cs = pdc.cc_state();
+      std::fprintf(b.trace.get(),
+                   "t=%.1f host=%u peer=%llu %s cwnd_bytes=%llu pacing_bps=%llu rto_us=%.1f flight=%u "
+                   "outstanding=%u una=%u deadline_us=%.1f sent=%llu retx=%llu rto_fires=%llu rack=%llu tlp=%llu pacing_waits=%llu\n",
+                   sim.now().us(), h, static_cast<unsigned long long>(pdc.peer()),
+                   pdc.cc_ops().dump ? pdc.cc_ops().dump(cs, params).c_str() : "",
+                   static_cast<unsigned long long>(cs.cwnd_bytes), static_cast<unsigned long long>(cs.pacing_rate * 8),
+                   pdc.rto().us(), pdc.in_flight(), pdc.outstanding(), (pdc.next_psn() - static_cast<int64_t>(pdc.outstanding())).value(),
+                   pdc.next_deadline().is_max() ? -1.0 : pdc.next_deadline().us(),
+                   static_cast<unsigned long long>(c.tx_requests), static_cast<unsigned long long>(c.retransmits),
+                   static_cast<unsigned long long>(c.rto_fires), static_cast<unsigned long long>(c.rack_losses),
+                   static_cast<unsigned long long>(c.tlp_probes), static_cast<unsigned long long>(c.pacing_waits));
+    });
+  }
+  if (!b.done || !b.done()) sim.call_at(sim.now() + b.o.trace_every, [&b] { trace_pdcs(b); });
+}
+
+// The periodic samplers of a run (queues; the PDC trace if asked), from now
+// until b.done().
+void start_samplers(Bench& b) {
+  sample_queues(b);
+  if (b.o.trace_pdcs.empty()) return;
+  b.trace.reset(std::fopen(b.o.trace_pdcs.c_str(), "w"), [](FILE* f) {
+    if (f) std::fclose(f);
+  });
+  if (!b.trace) {
+    std::fprintf(stderr, "shoal-sim: cannot write %s\n", b.o.trace_pdcs.c_str());
+    return;
+  }
+  trace_pdcs(b);
 }
 
 double bin_gbps(const Bench& b, size_t i) {
@@ -525,7 +576,7 @@ FlowResult run_flows(Bench& b, std::vector<Flow>& flows) {
   ses::Completion wc[64];
   const size_t total = flows.size();
   b.done = [&r, total] { return r.completed + r.failed == total; };
-  sample_queues(b);
+  start_samplers(b);
   r.finished = sim.run(
       [&](uint32_t h) {
         account_rx(b, h);
@@ -1083,7 +1134,7 @@ int run_ring_allreduce(Args& args, bool json) {
                b.o.cc.c_str(), b.o.lb.c_str());
   ses::Completion wc[64];
   b.done = [&] { return done_hosts == n || errors > 0; };
-  sample_queues(b);
+  start_samplers(b);
   const bool finished = sim.run(
       [&](uint32_t h) {
         account_rx(b, h);

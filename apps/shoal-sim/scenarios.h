@@ -35,7 +35,9 @@
   "    --sample-us U    queue sampling period (default 1)\n"                                        \
   "    --bin-us U       goodput time-series bin (default 5)\n"                                      \
   "    --time-limit-ms T virtual time before giving up (default 1000)\n"                           \
-  "    --series FILE    write per-flow FCTs and time series (JSON) to FILE\n"
+  "    --series FILE    write per-flow FCTs and time series (JSON) to FILE\n"                      \
+  "    --trace-pdcs FILE every --trace-us (default 100) write one line per sending PDC to\n"      \
+  "                     FILE: t, host, peer, cc dump, RTO, flight, PSNs, loss counters\n"
 
 namespace shoal::app {
 
