@@ -385,6 +385,17 @@ void Pdc::fire_loss_timers(TimePoint now) {
 }
 
 void Pdc::note_pacing_slow(TimePoint now) {
+  if (cc_.pacing_rate != 0 && next_send_ns_ > now.ns()) {
+    // The gap was fixed by the rate when the last packet left. A rate that
+    // rose since ends it sooner: no later than a full packet's gap at the
+    // new rate from now. Swift below one packet paces at cwnd / srtt, so a
+    // packet sent right after a reset to min_cwnd (0.001 packets) set the
+    // next send ~1000 srtt ahead, and the PDC sat that out (~30 ms in the
+    // k=8 incast) after its window had grown back, with nothing in flight.
+    const uint64_t full = uint64_t{config_.cc_params.mtu} + request_header_size() + wire::kTrailerSize;
+    const int64_t gap = static_cast<int64_t>(full * 1000000000 / cc_.pacing_rate);
+    if (next_send_ns_ - now.ns() > gap) next_send_ns_ = now.ns() + gap;
+  }
   // Wake the owner at the pacing time only if data is waiting for it;
   // otherwise next_deadline() would keep naming a time already past.
   pace_wait_ = cc_.pacing_rate != 0 && next_send_ns_ > now.ns() &&
@@ -537,6 +548,9 @@ bool Pdc::emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& ba
 
   if (s.state == kLost || (s.state == kInFlight && s.links.linked())) unlink(idx);
   s.state = kInFlight;
+  // The copy this one replaces left at least an RTO ago: an ACK after this
+  // send is for this send (see sample_ok below).
+  const bool prev_copy_old = retx && now.ns() - s.last_send_ns >= rto_.ns();
   s.last_send_ns = now.ns();
   s.tx_seq = next_tx_seq_++;
   s.len = static_cast<uint16_t>(len);
@@ -547,7 +561,7 @@ bool Pdc::emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& ba
   // resend) never got a sample, and its RTO stayed doubled for good (incast
   // flows waited out 16 ms RTOs; af_packet flows could not shed an RTO
   // storm without the backoff).
-  s.sample_ok = s.transmissions == 1 || (retx && s.timed_out);
+  s.sample_ok = s.transmissions == 1 || (retx && (s.timed_out || prev_copy_old));
   s.timed_out = false;
   tx_order_.push_back(idx);
   inflight_bytes_ += s.len;
@@ -978,6 +992,12 @@ void Pdc::on_rto(TimePoint now) {
   ++rto_backoff_;
   rto_ = min_dur(rto_ * 2, config_.max_rto);
   tlp_deadline_ = TimePoint::max();
+  // The timeout was the wait: the first resend leaves now, as TCP resends
+  // on an RTO, and pacing spaces what follows it from here. Otherwise a
+  // window the timeout cut below one packet (Swift: min_cwnd after
+  // retx_reset_threshold timeouts, one packet per ~1000 srtt) held the resend
+  // ~25 ms more on top of the backed-off RTO.
+  next_send_ns_ = std::min(next_send_ns_, now.ns());
 }
 
 void Pdc::fail(TimePoint now) {

@@ -378,8 +378,9 @@ class Pdc {
     // resend that follows may give an RTT sample (see emit_request).
     bool timed_out;
     // This transmission's ACK gives an RTT sample: a first transmission, or
-    // a resend after a timed-out copy (that copy is an RTO older; an ACK
-    // sooner than that is for the resend).
+    // a resend after a timed-out copy, or of a copy that left at least an
+    // RTO (backed off) before it (either way that copy is an RTO older; an
+    // ACK sooner than that is for the resend).
     bool sample_ok;
   };
   static_assert(sizeof(TxSlot) <= 56, "TxSlot: keep the send ring small");

@@ -1302,6 +1302,8 @@ namespace cctest {
 struct CcLog {
   uint64_t window = uint64_t{1} << 40;
   uint64_t pacing_rate = 0;
+  uint64_t pacing_rate_after_ack = 0;      // non-zero: on_ack publishes this rate
+  uint64_t pacing_rate_after_timeout = 0;  // non-zero: on_timeout publishes this rate
   int inits = 0;
   int sends = 0;
   uint64_t sent_bytes = 0;
@@ -1327,8 +1329,9 @@ void rec_init(cc::CcState& s, const cc::CcParams&, TimePoint) {
   s.cwnd_bytes = cc_log.window;
   s.pacing_rate = cc_log.pacing_rate;
 }
-void rec_ack(cc::CcState&, const cc::CcParams&, const cc::AckSample& a) {
+void rec_ack(cc::CcState& s, const cc::CcParams&, const cc::AckSample& a) {
   ++cc_log.acks;
+  if (cc_log.pacing_rate_after_ack != 0) s.pacing_rate = cc_log.pacing_rate_after_ack;
   cc_log.acked_bytes += a.acked_bytes;
   cc_log.acked_packets += a.acked_packets;
   cc_log.ce_packets += a.ce_packets;
@@ -1345,7 +1348,10 @@ void rec_spurious(cc::CcState& s, const cc::CcParams&, const cc::SpuriousLossSam
   cc_log.spurious_bytes += l.bytes;
   s.cwnd_bytes = cc_log.window;
 }
-void rec_timeout(cc::CcState&, const cc::CcParams&, const cc::TimeoutSample&) { ++cc_log.timeouts; }
+void rec_timeout(cc::CcState& s, const cc::CcParams&, const cc::TimeoutSample&) {
+  ++cc_log.timeouts;
+  if (cc_log.pacing_rate_after_timeout != 0) s.pacing_rate = cc_log.pacing_rate_after_timeout;
+}
 void rec_trim(cc::CcState&, const cc::CcParams&, const cc::TrimSample& t) {
   ++cc_log.trims;
   cc_log.trimmed_bytes += t.trimmed_bytes;
@@ -1543,6 +1549,75 @@ TEST(PdcCcTest, PacingSpacesDataPackets) {
   // The run took ~50 packet times, not one instant.
   EXPECT_GE((reqs.back()->t - reqs.front()->t).ns(), 49 * 124);
   EXPECT_GT(p.a->counters().pacing_waits, 0u);
+}
+
+TEST(PdcCcTest, PacingFollowsARateRiseWhileAPacketWaits) {
+  // Swift below one packet paces at cwnd / srtt: a window reset to its floor
+  // sends at ~1/1000 of its fair rate, and the ACK of that packet lifts the
+  // window again. The packet waiting behind it then leaves at the new rate,
+  // not after the gap the floor rate set when the previous one left.
+  PdsConfig cfg = cctest::recorder_config();
+  cfg.tail_loss_probe = false;
+  cctest::cc_log.pacing_rate = 1000;                     // ~0.12 s per (small) packet
+  cctest::cc_log.pacing_rate_after_ack = 1'000'000'000;  // 1 byte per ns
+  Pair p(cfg, Psn(0));
+  p.ua.add_units(0, 2);
+  ASSERT_TRUE(p.transfer(0, 2));
+  const auto reqs = p.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  // The second left soon after the first was acknowledged (a few us on this
+  // link), far sooner than the 1000 B/s gap of ~124 ms.
+  EXPECT_LT((reqs[1]->t - reqs[0]->t).ns(), Duration::millis(1).ns());
+}
+
+TEST(PdcCcTest, AnRtoResendLeavesAtTheTimeoutWhatEverThePacing) {
+  // The timeout was the wait: the resend goes when the RTO fires, as TCP's
+  // does, not after a pacing gap a tiny window set (~124 ms at 1000 B/s).
+  PdsConfig cfg = cctest::recorder_config();
+  cfg.tail_loss_probe = false;
+  cctest::cc_log.pacing_rate = 1000;
+  Pair p(cfg, Psn(0));
+  p.ua.add_units(0, 1);
+  p.a2b_filter = [&](const Rec& r) {
+    Fate f;
+    f.drop = r.is_request() && r.tx_num == 1;
+    return f;
+  };
+  ASSERT_TRUE(p.transfer(0, 1));
+  const auto reqs = p.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(p.a->counters().rto_fires, 1u);
+  EXPECT_EQ(reqs[1]->t - reqs[0]->t, cfg.initial_rto);
+}
+
+TEST(PdcCcTest, AResendOfACopyAnRtoOldGivesAnRttSample) {
+  // An RTO marks everything in flight lost, also copies younger than an RTO
+  // (their resends were not sampled: Karn). When such a resend leaves an
+  // RTO (backed off) after its previous copy, an ACK after it is for it:
+  // sampled. A flow reset to Swift's floor otherwise resent one packet per
+  // ~1000 srtt for good with no sample, its stale srtt above target, and
+  // never grew (incast, hundreds of ms).
+  PdsConfig cfg = cctest::recorder_config();
+  cfg.tail_loss_probe = false;
+  // A, then B 10 us later (124 B at 12.4 B/us); after the RTO, 1 byte per
+  // 20 us: B's resend leaves ~2.5 ms after A's, B's first copy then ~3 ms
+  // old, past the doubled RTO (1 ms).
+  cctest::cc_log.pacing_rate = 12'400'000;
+  cctest::cc_log.pacing_rate_after_timeout = 50'000;
+  Pair p(cfg, Psn(0));
+  p.ua.add_units(0, 2);
+  p.a2b_filter = [&](const Rec& r) {
+    Fate f;
+    f.drop = r.is_request() && r.tx_num == 1;
+    return f;
+  };
+  ASSERT_TRUE(p.transfer(0, 2));
+  const auto reqs = p.requests();
+  ASSERT_EQ(reqs.size(), 4u);
+  EXPECT_EQ(p.a->counters().rto_fires, 1u);
+  // A's resend is sampled because its copy timed out, B's because its copy
+  // was an RTO old when it left again.
+  EXPECT_EQ(cctest::cc_log.rtt_samples, 2);
 }
 
 TEST(PdcLbTest, EachTransmissionTakesAnEntropyAndFeedbackNamesIt) {
