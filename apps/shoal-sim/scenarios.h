@@ -31,6 +31,8 @@
   "    --red-kmin K --red-kmax K --red-pmax P\n"                                                   \
   "                     red marking: none below kmin packets, rising to pmax at kmax,\n"          \
   "                     all from kmax (defaults 5, 30, 0.2)\n"                                    \
+  "    --max-rto-us U   the transport's RTO backoff cap (default 2000; the library's\n"          \
+  "                     default, for shared hosts, is 100000)\n"                                  \
   "    --seed S         seed of the fabric and the hosts (default 13)\n"                            \
   "    --sample-us U    queue sampling period (default 1)\n"                                        \
   "    --bin-us U       goodput time-series bin (default 5)\n"                                      \
