@@ -21,6 +21,7 @@
 #include "lib/base/histogram.h"
 #include "apps/shoal-perf/common.h"
 #include "apps/shoal-perf/remote.h"
+#include "lib/api/dump.h"
 #include "shoal/verbs.h"
 
 namespace {
@@ -59,6 +60,8 @@ const char* kHelp =
     "                   (read: bandwidth only); the client prints the figures\n"
     "  --timeout S      two processes: every wait is bounded by S seconds (default 60)\n"
     "  --json           one JSON object as the last line of stdout\n"
+    "  --stats          at the end, each context's engine and transport counters on\n"
+    "                   stderr (polls, packets, retransmits, RTOs, drops, ...)\n"
     "  --help           this page\n\n"
     "Exit status: 0 ok, 1 a run failed (a completion with an error status or a\n"
     "timeout), 2 bad command line or an operation not available.\n";
@@ -99,6 +102,7 @@ int main(int argc, char** argv) {
   auto qps_or = args.i64("qps", 1);
   auto peers_or = args.i64("peers", 1);
   const bool json = args.flag("json");
+  const bool stats = args.flag("stats");
   for (const absl::Status& st : {size_or.status(), iters_or.status(), lat_or.status(), window_or.status(),
                                  qps_or.status(), peers_or.status()}) {
     if (!st.ok()) {
@@ -157,6 +161,7 @@ int main(int argc, char** argv) {
     ro.window = static_cast<uint32_t>(window);
     ro.qp_type = qp_type;
     ro.json = json;
+    ro.stats = stats;
     ro.timeout_s = static_cast<int>(*timeout_or);
     return listen.empty() ? shoal::perf::run_client(ro) : shoal::perf::run_server(ro);
   }
@@ -407,6 +412,8 @@ int main(int argc, char** argv) {
     shoal_destroy_qp(pr.rqp);
   }
   for (int spin = 0; spin < 1000; ++spin) progress_all();
+  if (stats)
+    for (const auto& h : hosts) std::fputs(shoal::api::dump(h.ctx).c_str(), stderr);
   shoal_dereg_mr(mrs[0]);
   for (size_t h = 0; h < hosts.size(); ++h) {
     shoal_dereg_mr(sink_mrs[h]);

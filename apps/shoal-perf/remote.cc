@@ -13,6 +13,7 @@
 // The server serves one client and exits 0, so a test can start it in the
 // background and wait for it. Every wait is bounded (--timeout seconds).
 #include "apps/shoal-perf/remote.h"
+#include "lib/api/dump.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -131,10 +132,11 @@ End open_end(const RemoteOptions& o) {
   return e;
 }
 
-void close_end(End& e, shoal_ah* ah) {
+void close_end(End& e, shoal_ah* ah, bool stats) {
   if (ah) shoal_destroy_ah(ah);
   shoal_destroy_qp(e.qp);
   for (int i = 0; i < 1000; ++i) shoal_progress(e.host.ctx, SHOAL_ENGINE_ALL, 0);
+  if (stats) std::fputs(shoal::api::dump(e.host.ctx).c_str(), stderr);
   shoal_dereg_mr(e.mr);
   shoal_destroy_cq(e.host.cq);
   shoal_dealloc_pd(e.host.pd);
@@ -249,7 +251,7 @@ int run_server(const RemoteOptions& o) {
   }
   std::fprintf(stderr, "shoal-perf: server done, %llu messages received\n",
                static_cast<unsigned long long>(received));
-  close_end(e, back);
+  close_end(e, back, o.stats);
   return 0;
 }
 
@@ -359,7 +361,7 @@ int run_client(const RemoteOptions& o) {
         .add("errors", errors);
     std::printf("%s\n", j.str().c_str());
   }
-  close_end(e, ah);
+  close_end(e, ah, o.stats);
   return errors ? 1 : 0;
 }
 

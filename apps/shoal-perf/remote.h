@@ -21,6 +21,7 @@ struct RemoteOptions {
   uint32_t window = 64;
   uint32_t qp_type = SHOAL_QPT_RUD;
   bool json = false;
+  bool stats = false;  // this end's counters on stderr at the end (--stats)
   int timeout_s = 60;  // every wait is bounded by this
 };
 
