@@ -9,6 +9,8 @@
 #      --connect, each end busy-polling its own core, like the peers' tools):
 #      64 B message rate with a window of 64, 64 B one-way latency (p50, p99),
 #      64 KiB and 1 MiB RDMA WRITE bandwidth.
+#      1 and 2 alternate --repeat times (default 3); every figure of either
+#      is the median of its repeats (each repeat is kept in the JSON).
 #   3. Shoal over dpdk://: (a) net_ring, both ends in one process on the
 #      in-process fabric, 64 KiB WRITEs; (b) net_af_packet on a veth pair in
 #      a private namespace, two processes, beside dpdk-testpmd txonly ->
@@ -18,8 +20,10 @@
 #      net_ring is not used for the ratio: testpmd there passes mbuf pointers
 #      without touching a byte, so its rate is no ceiling for a transport.
 #
-# Usage: bench/peers/run.sh [build-dir] [--quick] [--out DIR] [--json]
+# Usage: bench/peers/run.sh [build-dir] [--quick] [--repeat N] [--out DIR] [--json]
 #   --quick   shorter runs (peers.sh --quick, fewer iterations)
+#   --repeat N  run the peers and Shoal's udp pairs N times, alternating,
+#             and report each figure's median (default 3; see section 1-2)
 #   --out DIR write DIR/peers.json and DIR/peers.md (docs/results)
 #   --json    one JSON object as the last line of stdout
 # Root is needed for the namespace part (skipped otherwise). Every process
@@ -28,13 +32,15 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build="$root/build"
-quick=0; out=""; json=0
+quick=0; out=""; json=0; repeat=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1; shift ;;
+    --repeat) repeat=$2; shift 2
+              case "$repeat" in ''|*[!0-9]*|0) echo "peers: --repeat wants a positive count" >&2; exit 2 ;; esac ;;
     --out) out=$2; shift 2 ;;
     --json) json=1; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) build=$1; shift ;;
   esac
 done
@@ -47,16 +53,12 @@ jget() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().spli
 msg_iters=200000; lat_iters=20000; bw_iters=20000; bw1m_iters=1000; tp_secs=5
 [ $quick = 1 ] && { msg_iters=50000; lat_iters=5000; bw_iters=5000; bw1m_iters=300; tp_secs=3; }
 
-# ---- 1. the peers ----
-peers=null
-if [ -x "$peers_sh" ] || [ -f "$peers_sh" ]; then
-  log "running peers.sh"
-  peers=$(bash "$peers_sh" $([ $quick = 1 ] && echo --quick) 2>/dev/null | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)))' 2>/dev/null || echo null)
-else
-  log "no $peers_sh: peers skipped"
-fi
-
-# ---- 2. Shoal over udp:// (two processes on loopback) ----
+# ---- 1 and 2, interleaved, --repeat times: the peers, then Shoal over udp:// ----
+# This VM has slow spells in which every system call costs more; a spell
+# that falls on one side of a single peers-then-Shoal run decides a ratio.
+# So the peers and Shoal's udp pairs alternate, and every figure reported
+# (Shoal's and each peer's alike) is the median of its repeats; each
+# repeat's figures are kept in the JSON ("repeats").
 oob=$((20000 + RANDOM % 20000))
 pair() {  # pair PORT ARGS... : server and client over udp://127.0.0.1, prints the client's JSON line
   local port=$1; shift
@@ -68,18 +70,36 @@ pair() {  # pair PORT ARGS... : server and client over udp://127.0.0.1, prints t
     --json "$@" 2>/dev/null | tail -1
   wait $s 2>/dev/null
 }
-log "shoal udp: 64 B message rate"
-r=$(pair 4800 --op send --size 64 --iters $msg_iters --window 64 --lat-iters 0)
-udp_msg=$(echo "$r" | jget msgs_per_s)
-log "shoal udp: 64 B latency"
-r=$(pair 4810 --op send --size 64 --iters 1 --window 1 --lat-iters $lat_iters)
-udp_lat50=$(echo "$r" | jget lat_p50_us); udp_lat99=$(echo "$r" | jget lat_p99_us)
-log "shoal udp: 64 KiB bandwidth"
-r=$(pair 4820 --op write --size 65536 --iters $bw_iters --window 64 --lat-iters 0)
-udp_bw64k=$(echo "$r" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(round(d["bw_gbps"]*1e3/8,1))' 2>/dev/null || echo null)
-log "shoal udp: 1 MiB bandwidth"
-r=$(pair 4830 --op write --size 1048576 --iters $bw1m_iters --window 16 --lat-iters 0)
-udp_bw1m=$(echo "$r" | python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(round(d["bw_gbps"]*1e3/8,1))' 2>/dev/null || echo null)
+mbps() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print(round(d["bw_gbps"]*1e3/8,1))' 2>/dev/null || echo null; }
+reps=$(mktemp); trap 'rm -f "$reps"' EXIT
+for rep in $(seq 1 "$repeat"); do
+  peers=null
+  if [ -f "$peers_sh" ]; then
+    log "[$rep/$repeat] running peers.sh"
+    peers=$(bash "$peers_sh" $([ $quick = 1 ] && echo --quick) 2>/dev/null | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)))' 2>/dev/null || echo null)
+  else
+    log "no $peers_sh: peers skipped"
+  fi
+  log "[$rep/$repeat] shoal udp: 64 B message rate"
+  r=$(pair 4800 --op send --size 64 --iters $msg_iters --window 64 --lat-iters 0)
+  udp_msg=$(echo "$r" | jget msgs_per_s)
+  log "[$rep/$repeat] shoal udp: 64 B latency"
+  r=$(pair 4810 --op send --size 64 --iters 1 --window 1 --lat-iters $lat_iters)
+  udp_lat50=$(echo "$r" | jget lat_p50_us); udp_lat99=$(echo "$r" | jget lat_p99_us)
+  log "[$rep/$repeat] shoal udp: 64 KiB bandwidth"
+  udp_bw64k=$(pair 4820 --op write --size 65536 --iters $bw_iters --window 64 --lat-iters 0 | mbps)
+  log "[$rep/$repeat] shoal udp: 1 MiB bandwidth"
+  udp_bw1m=$(pair 4830 --op write --size 1048576 --iters $bw1m_iters --window 16 --lat-iters 0 | mbps)
+  python3 - "$peers" "$udp_msg" "$udp_lat50" "$udp_lat99" "$udp_bw64k" "$udp_bw1m" >> "$reps" <<'PYEOF'
+import json, sys
+def n(x):
+    try: return float(x)
+    except: return None
+peers = json.loads(sys.argv[1]) if sys.argv[1] != "null" else None
+u = dict(zip(["msg64_per_s", "lat64_p50_us", "lat64_p99_us", "bw64k_MBps", "bw1m_MBps"], map(n, sys.argv[2:7])))
+print(json.dumps({"peers": peers, "shoal_udp": u}))
+PYEOF
+done
 
 # ---- 3a. Shoal over dpdk:// net_ring (one process) ----
 eal_ring="eal=--no-huge%20--no-pci%20--no-shconf%20-l%200%20-m%201024%20--log-level=lib.eal:warning"
@@ -94,7 +114,7 @@ payload=1024   # Shoal payload per packet at MTU 1500
 frame=$((payload + 12 + 44 + 4 + 14 + 20 + 8))  # PDS + SES + trailer + Ethernet + IPv4 + UDP
 if [ "$(id -u)" -eq 0 ] && command -v dpdk-testpmd >/dev/null; then
   ns="shpeers$$"
-  trap 'ip netns del "$ns" 2>/dev/null || true' EXIT INT TERM
+  trap 'ip netns del "$ns" 2>/dev/null || true; rm -f "$reps"' EXIT INT TERM
   ip netns add "$ns"
   ip -n "$ns" link add vA type veth peer name vB
   ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
@@ -140,16 +160,28 @@ else
   log "not root or no dpdk-testpmd: the veth comparison is skipped"
 fi
 
-result=$(python3 - "$peers" <<EOF
-import json, sys
-peers = json.loads(sys.argv[1]) if sys.argv[1] != "null" else None
+result=$(python3 - "$reps" <<EOF
+import json, sys, statistics
+reps = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 def n(x):
     try: return float(x)
     except: return None
+def median_of(objs):
+    # Field by field: the median of the numbers present; nested objects recurse.
+    objs = [o for o in objs if isinstance(o, dict)]
+    if not objs: return None
+    out = {}
+    for k in objs[0]:
+        vals = [o.get(k) for o in objs]
+        if isinstance(vals[0], dict): out[k] = median_of(vals)
+        else:
+            nums = [v for v in vals if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            out[k] = round(statistics.median(nums), 3) if nums else vals[0]
+    return out
 r = {
-  "peers": peers,
-  "shoal_udp": {"msg64_per_s": n("$udp_msg"), "lat64_p50_us": n("$udp_lat50"), "lat64_p99_us": n("$udp_lat99"),
-                "bw64k_MBps": n("$udp_bw64k"), "bw1m_MBps": n("$udp_bw1m")},
+  "peers": median_of([x["peers"] for x in reps]),
+  "shoal_udp": median_of([x["shoal_udp"] for x in reps]),
+  "repeats": reps,
   "shoal_dpdk": {"net_ring_bw64k_gbps": n("$ring_gbps"), "net_ring_lat64k_p50_us": n("$ring_lat"),
                  "af_packet_bw64k_gbps": n("$veth_gbps"), "af_packet_lat64k_p50_us": n("$veth_lat"),
                  "af_packet_payload_pps": n("$veth_pps"), "testpmd_af_packet_rx_pps": n("$tp_pps"),
@@ -212,8 +244,9 @@ if [ -n "$out" ]; then
   {
     echo "# Shoal beside the transports users would pick instead"
     echo
-    echo "Measured by \`bench/peers/run.sh${quick:+ }$([ $quick = 1 ] && echo --quick) --out docs/results\` on $(date -u +%Y-%m-%d)"
-    echo "($(nproc) cores, kernel $(uname -r)); every figure beside the peers' figures from the same run."
+    echo "Measured by \`bench/peers/run.sh$([ $quick = 1 ] && echo ' --quick') --repeat $repeat --out docs/results\` on $(date -u +%Y-%m-%d)"
+    echo "($(nproc) cores, kernel $(uname -r)); every figure beside the peers' figures from the same run: the"
+    echo "peers and Shoal's udp pairs alternated $repeat times, each figure the median of its $repeat."
     echo "Raw numbers: [peers.json](peers.json). How each is measured: the header of bench/peers/run.sh."
     echo
     echo "$table"
