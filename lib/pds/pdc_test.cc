@@ -784,6 +784,15 @@ TEST(PdcTest, RtoFiresAfterRtoAndBacksOff) {
   expect_each_once(p.ub.received, 1000, 10, "received");
 }
 
+// Drops the first `copies` transmissions of every request from a to b.
+void drop_request_copies(Pair& p, int copies) {
+  p.a2b_filter = [copies](const Rec& r) {
+    Fate f;
+    f.drop = r.is_request() && r.tx_num <= copies;
+    return f;
+  };
+}
+
 TEST(PdcTest, AResendAfterAnRtoGivesAnRttSample) {
   // Every first transmission is lost, so every ACK names a resend. Karn
   // alone would never sample and leave the RTO doubled for good; a resend
@@ -794,11 +803,7 @@ TEST(PdcTest, AResendAfterAnRtoGivesAnRttSample) {
   Pair p(cfg, Psn(0));
   p.ua.add_units(0, 4);
   p.a->wake();
-  p.a2b_filter = [&](const Rec& r) {
-    Fate f;
-    f.drop = r.is_request() && r.tx_num <= 2;  // two RTOs: initial, then doubled
-    return f;
-  };
+  drop_request_copies(p, 2);  // two RTOs: initial, then doubled
   ASSERT_TRUE(p.transfer(0, 4));
   EXPECT_EQ(p.a->counters().rto_fires, 2u);
   EXPECT_GT(p.a->counters().rtt_samples, 0u);
@@ -1578,11 +1583,7 @@ TEST(PdcCcTest, AnRtoResendLeavesAtTheTimeoutWhatEverThePacing) {
   cctest::cc_log.pacing_rate = 1000;
   Pair p(cfg, Psn(0));
   p.ua.add_units(0, 1);
-  p.a2b_filter = [&](const Rec& r) {
-    Fate f;
-    f.drop = r.is_request() && r.tx_num == 1;
-    return f;
-  };
+  drop_request_copies(p, 1);
   ASSERT_TRUE(p.transfer(0, 1));
   const auto reqs = p.requests();
   ASSERT_EQ(reqs.size(), 2u);
@@ -1606,11 +1607,7 @@ TEST(PdcCcTest, AResendOfACopyAnRtoOldGivesAnRttSample) {
   cctest::cc_log.pacing_rate_after_timeout = 50'000;
   Pair p(cfg, Psn(0));
   p.ua.add_units(0, 2);
-  p.a2b_filter = [&](const Rec& r) {
-    Fate f;
-    f.drop = r.is_request() && r.tx_num == 1;
-    return f;
-  };
+  drop_request_copies(p, 1);
   ASSERT_TRUE(p.transfer(0, 2));
   const auto reqs = p.requests();
   ASSERT_EQ(reqs.size(), 4u);
