@@ -24,6 +24,8 @@ class PipeDriver : public Driver {
     caps_.max_burst = 16;
     caps_.queues = 2;
     for (auto& q : tx_bufs_) q.assign(16, std::vector<uint8_t>(mtu + 256));
+    for (auto& f : free_)
+      for (uint32_t i = 16; i-- > 0;) f.push_back(i);
   }
   const DriverCaps& caps() const override { return caps_; }
   PeerAddr local_addr(uint32_t q) const override { return q + 1; }
@@ -48,13 +50,19 @@ class PipeDriver : public Driver {
     std::lock_guard<std::mutex> l(mu_);
     for (size_t i = 0; i < pkts.size(); ++i) held_[q].pop_front();
   }
+  // Lends buffers from a free list, as a NIC's queue would: a buffer lent
+  // and not yet given back through tx_burst is not lent again.
   uint32_t tx_alloc(uint32_t q, std::span<TxPacket> slots) override {
-    const uint32_t n = std::min<uint32_t>(static_cast<uint32_t>(slots.size()), 16);
+    std::lock_guard<std::mutex> l(mu_);
+    const uint32_t n = std::min<uint32_t>(static_cast<uint32_t>(slots.size()), static_cast<uint32_t>(free_[q].size()));
     for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t b = free_[q].back();
+      free_[q].pop_back();
       slots[i] = TxPacket();
-      slots[i].data = tx_bufs_[q][i].data();
-      slots[i].capacity = static_cast<uint32_t>(tx_bufs_[q][i].size());
+      slots[i].data = tx_bufs_[q][b].data();
+      slots[i].capacity = static_cast<uint32_t>(tx_bufs_[q][b].size());
     }
+    lent_total_[q] += n;
     return n;
   }
   uint32_t tx_burst(uint32_t q, std::span<TxPacket> pkts) override {
@@ -62,6 +70,8 @@ class PipeDriver : public Driver {
     uint32_t sent = 0;
     std::string burst;
     for (const TxPacket& p : pkts) {
+      for (uint32_t b = 0; b < tx_bufs_[q].size(); ++b)
+        if (tx_bufs_[q][b].data() == p.data) free_[q].push_back(b);
       if (p.len == 0) continue;
       burst += p.control ? 'c' : 'r';
       EXPECT_LE(p.len, caps_.mtu_payload + 128) << "packet larger than the driver's MTU allows";
@@ -77,6 +87,9 @@ class PipeDriver : public Driver {
     return sent;
   }
   uint32_t max_len() const { return max_len_; }
+  // Buffers lent by tx_alloc so far, and lent now (not yet back).
+  uint64_t lent_total(uint32_t q) const { return lent_total_[q]; }
+  uint32_t lent_now(uint32_t q) const { return 16 - static_cast<uint32_t>(free_[q].size()); }
   // Queue q's bursts so far, one string each: 'r' a request, 'c' a control
   // packet (ACK, NACK, CTRL), in the order handed to the driver.
   std::vector<std::string> take_bursts(uint32_t q) {
@@ -96,6 +109,8 @@ class PipeDriver : public Driver {
   std::deque<Held> inbox_[2], held_[2];
   std::vector<std::vector<uint8_t>> tx_bufs_[2];
   std::vector<std::string> bursts_[2];
+  std::vector<uint32_t> free_[2];
+  uint64_t lent_total_[2] = {0, 0};
   uint32_t max_len_ = 0;
 };
 
@@ -185,6 +200,45 @@ TEST(Engine, ReplyAndAckLeaveInOneBurstReplyFirst) {
     return done_a == 2;  // the ping's send (ACKed) and the pong's receive
   });
   EXPECT_EQ(abuf, pong);
+}
+
+TEST(Engine, BuffersTheCoreDidNotFillStayLentAcrossPolls) {
+  // Request/response sends one packet per poll. The engine keeps the
+  // buffers it did not fill and borrows only what it used: returning a
+  // whole burst of unused buffers every time cost ~3,000 instructions per
+  // round trip (callgrind). It gives them all back when it goes.
+  PipeDriver drv;
+  EngineConfig cfg;
+  {
+    Engine a(drv, 0, cfg, 1), b(drv, 1, cfg, 2);
+    std::vector<uint8_t> rbuf(64);
+    const auto msg = pattern(64, 5);
+    constexpr int kMessages = 20;
+    for (int i = 0; i < kMessages; ++i) ASSERT_TRUE(b.transport().post_recv(0, rbuf, 100 + i).ok());
+    TimePoint now = TimePoint::from_ns(1000);
+    ses::Completion wc[4];
+    for (int i = 0; i < kMessages; ++i) {
+      ses::SendRequest r;
+      r.peer = b.local_addr();
+      r.data = msg;
+      r.wr_id = static_cast<uint64_t>(i);
+      ASSERT_TRUE(a.transport().post_send(r).ok());
+      a.poll(now);
+      b.poll(now);
+      b.poll(now);
+      a.poll(now);
+      while (a.transport().poll_completions(wc, 4) > 0 || b.transport().poll_completions(wc, 4) > 0) {
+      }
+      now = now + Duration::micros(1);
+    }
+    // One burst's worth once, then one buffer per packet sent (requests
+    // from a, ACKs from b): not a burst's worth per poll.
+    EXPECT_LE(drv.lent_total(0), 16u + kMessages + 2);
+    EXPECT_LE(drv.lent_total(1), 16u + kMessages + 2);
+    EXPECT_GT(drv.lent_now(0), 0u);  // held between polls
+  }
+  EXPECT_EQ(drv.lent_now(0), 0u);  // and given back by the engine's destructor
+  EXPECT_EQ(drv.lent_now(1), 0u);
 }
 
 TEST(Engine, LossIsRecoveredWithTheRealClock) {
