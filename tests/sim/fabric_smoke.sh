@@ -23,6 +23,8 @@ assert d["flows_completed"] == d["flows"] and d["bytes_lost"] == 0 and d["ok"], 
 "$sim" --scenario permutation --k 3 >/dev/null 2>&1; [ $? -eq 2 ] || fail "odd --k must exit 2"
 "$sim" --scenario permutation --cc nosuch >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown --cc must exit 2"
 "$sim" --scenario incast --pattern shift >/dev/null 2>&1; [ $? -eq 2 ] || fail "a flag of another scenario must exit 2"
+"$sim" --scenario incast --max-rto-us 100 >/dev/null 2>&1; [ $? -eq 2 ] || fail "--max-rto-us below the initial RTO must exit 2"
+"$sim" --scenario permutation --help | grep -q -- '--max-rto-us' || fail "permutation help lacks --max-rto-us"
 
 out=$("$sim" --scenario permutation --k 4 --flow-size 131072 --json 2>/dev/null | tail -1) || fail "permutation exited $?"
 check permutation "$out" '
