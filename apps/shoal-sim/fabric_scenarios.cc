@@ -194,6 +194,14 @@ std::string parse_common(FlagReader& r, const std::string& scenario, uint64_t de
   f.queue.red_pmax = pmax;
   const int64_t seed = r.i("seed", 13);
   f.seed = static_cast<uint64_t>(seed);
+  const std::string hash = r.s("hash", "random");
+  if (hash == "random") {
+    f.hash = sim::FabricConfig::EcmpHash::kRandom;
+  } else if (hash == "crc32c") {
+    f.hash = sim::FabricConfig::EcmpHash::kCrc32c;
+  } else {
+    return "--hash must be random or crc32c";
+  }
   const double sample_us = r.f("sample-us", 1), bin_us = r.f("bin-us", 5), limit_ms = r.f("time-limit-ms", 1000);
   if (sample_us <= 0 || bin_us <= 0 || limit_ms <= 0) return "--sample-us, --bin-us, --time-limit-ms must be > 0";
   o->sample_every = Duration::micros_f(sample_us);
@@ -473,7 +481,8 @@ void add_common(const Bench& b, JsonObject& j, Duration elapsed) {
   j.add("hosts", o.hosts).add("fabric_hosts", sim.hosts()).add("cc", o.cc).add("lb", o.lb)
       .add("flow_size", o.flow_size).add("link_gbps", o.fabric.link.rate_gbps)
       .add("hop_delay_us", o.fabric.link.hop_delay.us()).add("queue_pkts", o.fabric.queue.limit_packets)
-      .add("mtu", o.mtu).add("seed", o.fabric.seed).add("trim", o.trim).add("ecn", o.ecn)
+      .add("mtu", o.mtu).add("seed", o.fabric.seed)
+      .add("hash", o.fabric.hash == sim::FabricConfig::EcmpHash::kCrc32c ? "crc32c" : "random").add("trim", o.trim).add("ecn", o.ecn)
       .add("ecn_k", o.fabric.queue.ecn_k).add("window_pkts", b.window_pkts).add("base_rtt_us", b.base_rtt.us());
   const sim::FabricStats& s = sim.stats();
   pds::PdsCounters pc;

@@ -31,6 +31,9 @@
   "    --red-kmin K --red-kmax K --red-pmax P\n"                                                   \
   "                     red marking: none below kmin packets, rising to pmax at kmax,\n"          \
   "                     all from kmax (defaults 5, 30, 0.2)\n"                                    \
+  "    --hash H         switches' ECMP hash: random (an ideal random function per\n"          \
+  "                     switch, default) | crc32c (CRC of the 5-tuple, per-switch seed\n"      \
+  "                     and bit window, as merchant silicon)\n"                                 \
   "    --max-rto-us U   the transport's RTO backoff cap (default 2000; the library's\n"          \
   "                     default, for shared hosts, is 100000)\n"                                  \
   "    --seed S         seed of the fabric and the hosts (default 13)\n"                            \

@@ -81,6 +81,7 @@ uint32_t FabricSim::add_node(uint8_t tier, uint32_t index, uint32_t down, uint32
   // Each switch hashes with its own seed: identical hashes at successive
   // tiers would correlate their choices (polarization) and leave paths unused.
   node.hash_seed = mix64(config_.seed * 0x9e3779b97f4a7c15ULL + id + 1);
+  node.hash_shift = static_cast<uint8_t>((node.hash_seed >> 40) % 17);  // bits [shift, shift + 16)
   nodes_.push_back(node);
   for (uint32_t i = 0; i < down + up; ++i) {
     Port p;
@@ -362,8 +363,18 @@ void FabricSim::forward(uint32_t sw, uint32_t buf) {
 }
 
 uint32_t FabricSim::choose_uplink(const Node& n, const Pkt& k) const {
-  uint64_t x = mix64(n.hash_seed ^ (uint64_t{address(k.src)} << 32 | address(k.dst)));
-  x = mix64(x ^ (uint64_t{k.entropy} << 24 | kDstPort << 8 | kProtoUdp));
+  uint64_t x;
+  if (config_.hash == FabricConfig::EcmpHash::kCrc32c) {
+    const uint32_t src = address(k.src), dst = address(k.dst);
+    const uint8_t tuple[13] = {uint8_t(src >> 24), uint8_t(src >> 16), uint8_t(src >> 8), uint8_t(src),
+                               uint8_t(dst >> 24), uint8_t(dst >> 16), uint8_t(dst >> 8), uint8_t(dst),
+                               uint8_t(k.entropy >> 8), uint8_t(k.entropy), uint8_t(kDstPort >> 8),
+                               uint8_t(kDstPort), uint8_t(kProtoUdp)};
+    x = wire::crc32c(tuple, static_cast<uint32_t>(n.hash_seed)) >> n.hash_shift;
+  } else {
+    x = mix64(n.hash_seed ^ (uint64_t{address(k.src)} << 32 | address(k.dst)));
+    x = mix64(x ^ (uint64_t{k.entropy} << 24 | kDstPort << 8 | kProtoUdp));
+  }
   if (!any_unrouted_) return n.down + static_cast<uint32_t>(x % n.up);
   // Routing has converged around some failure: hash over the uplinks from
   // which the destination is still reachable (as ECMP groups shrink when

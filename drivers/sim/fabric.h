@@ -90,6 +90,14 @@ struct FabricConfig {
   // How long after a failure the switches stop hashing onto the dead link.
   // Duration::max() (default): never within the run.
   Duration reroute_delay = Duration::max();
+  // How a switch hashes a packet's 5-tuple onto its uplinks. kRandom: an
+  // ideal random function per switch (every tuple independent). kCrc32c: as
+  // merchant silicon does, a CRC of the tuple with a per-switch seed, the
+  // uplink taken from a per-switch window of its bits; a CRC is linear in
+  // the tuple's bits, so a block of 2^n consecutive source ports splits
+  // evenly over 2^m <= 2^n uplinks at every tier.
+  enum class EcmpHash : uint8_t { kRandom, kCrc32c };
+  EcmpHash hash = EcmpHash::kRandom;
   uint64_t seed = 13;
 };
 
@@ -271,6 +279,7 @@ class FabricSim {
     // [lo + i * span, lo + (i + 1) * span).
     uint32_t lo, span;
     uint64_t hash_seed;
+    uint8_t hash_shift;  // kCrc32c: the uplink index starts at this bit of the CRC
   };
   struct Port {
     uint32_t owner, peer, reverse;

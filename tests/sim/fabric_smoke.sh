@@ -24,6 +24,7 @@ assert d["flows_completed"] == d["flows"] and d["bytes_lost"] == 0 and d["ok"], 
 "$sim" --scenario permutation --cc nosuch >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown --cc must exit 2"
 "$sim" --scenario incast --pattern shift >/dev/null 2>&1; [ $? -eq 2 ] || fail "a flag of another scenario must exit 2"
 "$sim" --scenario incast --max-rto-us 100 >/dev/null 2>&1; [ $? -eq 2 ] || fail "--max-rto-us below the initial RTO must exit 2"
+"$sim" --scenario permutation --hash md5 >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown --hash must exit 2"
 "$sim" --scenario permutation --help | grep -q -- '--max-rto-us' || fail "permutation help lacks --max-rto-us"
 
 out=$("$sim" --scenario permutation --k 4 --flow-size 131072 --json 2>/dev/null | tail -1) || fail "permutation exited $?"
@@ -31,6 +32,17 @@ check permutation "$out" '
 assert d["flows"] == 16 and d["hosts"] == 16 and d["k"] == 4, d
 assert 0 < d["fct_us_p50"] <= d["fct_us_p99"] <= d["fct_us_max"], d
 assert d["slowdown_p50"] >= 1, d'
+# A CRC hash splits the 256 consecutive sprayed ports evenly over the
+# uplinks; an ideal random hash splits them binomially.
+rnd=$("$sim" --scenario permutation --k 4 --lb spray --json 2>/dev/null | tail -1) || fail "spray exited $?"
+crc=$("$sim" --scenario permutation --k 4 --lb spray --hash crc32c --json 2>/dev/null | tail -1) || fail "spray --hash crc32c exited $?"
+python3 - "$rnd" "$crc" <<'PY' || fail "--hash crc32c does not even out the sprayed uplinks"
+import json, sys
+r, c = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert r["hash"] == "random" and c["hash"] == "crc32c", (r["hash"], c["hash"])
+assert c["flows_completed"] == c["flows"], c
+assert c["uplink_util_max_over_min"] < 1.1 < r["uplink_util_max_over_min"], (r["uplink_util_max_over_min"], c["uplink_util_max_over_min"])
+PY
 out=$("$sim" --scenario permutation --k 4 --pattern random --flow-size 65536 --json 2>/dev/null | tail -1) \
   || fail "permutation --pattern random exited $?"
 check "permutation random" "$out" ''
