@@ -370,7 +370,14 @@ uint32_t FabricSim::choose_uplink(const Node& n, const Pkt& k) const {
                                uint8_t(dst >> 24), uint8_t(dst >> 16), uint8_t(dst >> 8), uint8_t(dst),
                                uint8_t(k.entropy >> 8), uint8_t(k.entropy), uint8_t(kDstPort >> 8),
                                uint8_t(kDstPort), uint8_t(kProtoUdp)};
-    x = wire::crc32c(tuple, static_cast<uint32_t>(n.hash_seed)) >> n.hash_shift;
+    // Real switches give each tier a different hash function, not just a
+    // different seed: a seed only adds a constant to a CRC, and two windows
+    // of one CRC polarized the aggregation tier (agg uplink max/min 7.5).
+    // Each tier feeds the tuple in a different byte order (another linear map).
+    uint8_t fed[13];
+    const uint32_t rot = 5u * n.tier;
+    for (uint32_t i = 0; i < 13; ++i) fed[i] = tuple[(i + rot) % 13];
+    x = wire::crc32c(fed, static_cast<uint32_t>(n.hash_seed)) >> n.hash_shift;
   } else {
     x = mix64(n.hash_seed ^ (uint64_t{address(k.src)} << 32 | address(k.dst)));
     x = mix64(x ^ (uint64_t{k.entropy} << 24 | kDstPort << 8 | kProtoUdp));

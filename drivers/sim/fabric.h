@@ -93,9 +93,11 @@ struct FabricConfig {
   // How a switch hashes a packet's 5-tuple onto its uplinks. kRandom: an
   // ideal random function per switch (every tuple independent). kCrc32c: as
   // merchant silicon does, a CRC of the tuple with a per-switch seed, the
-  // uplink taken from a per-switch window of its bits; a CRC is linear in
-  // the tuple's bits, so a block of 2^n consecutive source ports splits
-  // evenly over 2^m <= 2^n uplinks at every tier.
+  // uplink taken from a per-switch window of its bits, each tier fed the
+  // tuple in its own byte order (a different hash function per tier, as
+  // switches are configured against polarization); a CRC is linear in the
+  // tuple's bits, so a block of 2^n consecutive source ports splits evenly
+  // over 2^m <= 2^n uplinks at every tier.
   enum class EcmpHash : uint8_t { kRandom, kCrc32c };
   EcmpHash hash = EcmpHash::kRandom;
   uint64_t seed = 13;
