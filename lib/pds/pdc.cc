@@ -392,9 +392,12 @@ void Pdc::note_pacing_slow(TimePoint now) {
     // packet sent right after a reset to min_cwnd (0.001 packets) set the
     // next send ~1000 srtt ahead, and the PDC sat that out (~30 ms in the
     // k=8 incast) after its window had grown back, with nothing in flight.
+    // Compared by multiplying (no division on every ACK of a paced PDC):
+    // wait * rate > full * 1e9 <=> the wait exceeds a full packet's gap.
     const uint64_t full = uint64_t{config_.cc_params.mtu} + request_header_size() + wire::kTrailerSize;
-    const int64_t gap = static_cast<int64_t>(full * 1000000000 / cc_.pacing_rate);
-    if (next_send_ns_ - now.ns() > gap) next_send_ns_ = now.ns() + gap;
+    const auto wait = static_cast<unsigned __int128>(next_send_ns_ - now.ns());
+    if (wait * cc_.pacing_rate > static_cast<unsigned __int128>(full) * 1000000000u)
+      next_send_ns_ = now.ns() + static_cast<int64_t>(full * 1000000000 / cc_.pacing_rate);
   }
   // Wake the owner at the pacing time only if data is waiting for it;
   // otherwise next_deadline() would keep naming a time already past.

@@ -19,4 +19,9 @@ d = json.loads(sys.stdin.read())
 assert d["errors"] == 0 and d["msgs_per_s"] > 0 and d["lat_p50_us"] > 0, d
 ' || fail "shoal-perf $args JSON"
 done
+# --stats: each context's counters on stderr at the end (two contexts here).
+err=$("$perf" --op send --size 64 --iters 200 --lat-iters 10 --stats 2>&1 >/dev/null) || fail "--stats run exited $?"
+[ "$(echo "$err" | grep -c 'engine 0: polls')" -eq 2 ] || fail "--stats did not print both contexts' engines"
+echo "$err" | grep -q 'pds: tx [1-9]' || fail "--stats did not print the PDS counters"
+"$perf" --op send --size 64 --iters 200 --lat-iters 10 2>&1 | grep -q 'engine 0: polls' && fail "counters printed without --stats"
 echo "perf_smoke: all checks passed"
