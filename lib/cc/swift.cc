@@ -9,6 +9,10 @@
 namespace shoal::cc {
 namespace {
 
+// A loss counts as congestion, whatever srtt says, once no RTT sample came
+// for this many srtts (see swift_on_loss).
+constexpr int64_t kBlindSrtts = 4;
+
 static_assert(sizeof(SwiftState) <= kCcPrivBytes, "SwiftState must fit CcState::priv");
 
 double mtu_of(const CcParams& p, uint32_t sample_mtu) {
@@ -98,6 +102,7 @@ void swift_on_ack(CcState& s, const CcParams& p, const AckSample& a) {
     return;
   }
   w.srtt = w.srtt == Duration::zero() ? a.rtt : w.srtt + (a.rtt - w.srtt) / 8;
+  w.last_sample = a.now;
 
   const Duration target = target_delay(w, p, a.hops);
   if (a.rtt < target) {
@@ -124,7 +129,14 @@ void swift_on_loss(CcState& s, const CcParams& p, const LossSample& l) {
   // scenario). The base target, not the full one: flow scaling can allow
   // more queueing than a shallow buffer holds (incast: ~90 us against a
   // 35-packet queue's 12 us), and then no delay would ever count.
-  const bool congested = w.srtt == Duration::zero() || w.srtt >= w.base_target;
+  // A stale srtt says nothing either way: a flow whose every ACKed packet
+  // was a resend (Karn) got no sample for milliseconds, kept a window of 44
+  // packets it had at 16 us srtt into a full incast queue, lost ~97% of
+  // what it sent and failed its flow after 64 sends of one PSN (incast k=8,
+  // seed 13). With the delay signal gone, a loss counts.
+  const bool delay_blind =
+      w.srtt != Duration::zero() && l.now - w.last_sample >= w.srtt * kBlindSrtts;
+  const bool congested = w.srtt == Duration::zero() || w.srtt >= w.base_target || delay_blind;
   if ((congested || p.swift.cut_on_any_loss) && can_decrease(w, p, l.now)) {
     w.undo_cwnd = w.cwnd;
     decrease_to(w, 1 - p.swift.max_mdf, l.now);

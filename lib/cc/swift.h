@@ -14,8 +14,10 @@
 // pacing: pacing_rate = cwnd_bytes / srtt, i.e. one packet every srtt / cwnd.
 // Trims cut by max_mdf at most once per RTT, and so does a loss (fast
 // retransmission) while srtt is at or above base_target (or before any
-// sample); a loss without that standing queue is not congestion (a failed
-// path, corruption, reordering) and changes nothing unless cut_on_any_loss;
+// sample, or when no sample came for four srtts: the delay signal is
+// gone, e.g. every ACKed packet was a resend); a loss without that standing
+// queue is not congestion (a failed path, corruption, reordering) and changes
+// nothing unless cut_on_any_loss;
 // retx_reset_threshold consecutive RTOs reset the window to min_cwnd, fewer
 // cut by max_mdf (once per RTT).
 //
@@ -60,6 +62,7 @@ struct SwiftState {
   Duration base_target;  // resolved from params
   Duration fs_range;
   Duration srtt;  // EWMA (1/8) of RTT samples; zero until the first
+  TimePoint last_sample;  // the latest ACK that carried an RTT sample
   TimePoint last_decrease;
   double undo_cwnd = 0;  // the window before the last loss cut; 0 = nothing to undo
   uint32_t consecutive_timeouts = 0;

@@ -566,6 +566,9 @@ bool Pdc::emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& ba
   // storm without the backoff).
   s.sample_ok = s.transmissions == 1 || (retx && (s.timed_out || prev_copy_old));
   s.timed_out = false;
+  // Sending after an idle spell: the silence that may fail the PDC counts
+  // from here, not from the ACK that ended the last busy spell.
+  if (!retx && outstanding() == 1) last_progress_us_ = static_cast<uint32_t>(now.ns() / 1000);
   tx_order_.push_back(idx);
   inflight_bytes_ += s.len;
   ++counters_.tx_requests;
@@ -931,7 +934,9 @@ void Pdc::on_rto(TimePoint now) {
   // find while ACKs still arrive do not count: a congested peer is alive.
   // A PSN resent kTransmissionCap times fails the PDC all the same.
   const TxSlot& head = slots_[tx_order_.front()];
-  if (rto_backoff_ + 1 >= config_.max_transmissions || head.transmissions >= kTransmissionCap) {
+  const uint32_t silent_us = static_cast<uint32_t>(now.ns() / 1000) - last_progress_us_;
+  const bool silent_long = Duration::micros(silent_us) >= config_.fail_after_silence;
+  if ((rto_backoff_ + 1 >= config_.max_transmissions && silent_long) || head.transmissions >= kTransmissionCap) {
     fail(now);
     return;
   }

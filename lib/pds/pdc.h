@@ -123,6 +123,13 @@ struct PdsConfig {
   // recovered while ACKs arrive do not count; a single PSN resent
   // kTransmissionCap (64) times fails the PDC regardless.
   uint32_t max_transmissions = 12;
+  // ...and only once no ACK progress came for at least this long. The count
+  // alone made the give-up horizon follow max_rto: with a 2 ms cap, 11
+  // timeouts span ~20 ms, and a live sender in a 127-to-1 incast whose
+  // resends met a full queue 11 times in a row was failed (k=8, seeds 1, 2
+  // and 13). The default is below what 11 timeouts take at the default
+  // max_rto (~430 ms), so it changes nothing there. 0: the count alone.
+  Duration fail_after_silence = Duration::millis(50);
   // RNR: NACKs for "no receive buffer" a unit may collect before it fails
   // with kRnrExceeded. Such a unit is resent on the RTO clock (backing off),
   // and RNR NACKs prove the peer alive, so they do not use up

@@ -848,6 +848,43 @@ TEST(PdcTest, TailLossProbeRecoversBeforeRto) {
   }
 }
 
+TEST(PdcTest, RetryBudgetAlsoWaitsForFailAfterSilence) {
+  // With a small max_rto, max_transmissions timeouts pass in a few ms; a
+  // live peer behind a congested queue can miss that many. The PDC fails
+  // only once the silence since the last ACK progress also reaches
+  // fail_after_silence, and then at the next RTO.
+  PdsConfig cfg = base_config();
+  cfg.max_transmissions = 6;
+  cfg.initial_rto = Duration::micros(200);
+  cfg.max_rto = Duration::millis(2);
+  cfg.fail_after_silence = Duration::millis(30);
+  cfg.tail_loss_probe = false;
+  Pair p(cfg, Psn(0));
+  warm_up(p);
+  p.run_for(Duration::micros(50));
+  p.a2b_filter = [](const Rec&) { Fate f; f.drop = true; return f; };
+  p.ua.add_units(1000, 4);
+  p.a->wake();
+  const TimePoint t0 = p.now;
+  ASSERT_TRUE(p.run_until([&] { return p.a->state() == PdcState::kFailed; }, t0 + Duration::seconds(1)));
+  const Duration took = p.now - t0;
+  EXPECT_GE(took, cfg.fail_after_silence);
+  EXPECT_LE(took, cfg.fail_after_silence + cfg.max_rto + Duration::micros(50));
+  EXPECT_GT(p.a->counters().rto_fires, cfg.max_transmissions) << "kept resending past the count";
+  EXPECT_EQ(p.ua.failed.size(), 4u);
+  // Without the floor the same loss fails after the count, within 12 ms.
+  cfg.fail_after_silence = Duration::zero();
+  Pair q(cfg, Psn(0));
+  warm_up(q);
+  q.run_for(Duration::micros(50));
+  q.a2b_filter = [](const Rec&) { Fate f; f.drop = true; return f; };
+  q.ua.add_units(1000, 4);
+  q.a->wake();
+  const TimePoint q0 = q.now;
+  ASSERT_TRUE(q.run_until([&] { return q.a->state() == PdcState::kFailed; }, q0 + Duration::seconds(1)));
+  EXPECT_LT(q.now - q0, Duration::millis(12));
+}
+
 TEST(PdcTest, RetryBudgetFailsUnitsWithinBoundedTime) {
   for (bool tlp : {false, true}) {
     SCOPED_TRACE(tlp ? "tlp on" : "tlp off");
@@ -856,6 +893,7 @@ TEST(PdcTest, RetryBudgetFailsUnitsWithinBoundedTime) {
     cfg.max_transmissions = 6;
     cfg.initial_rto = Duration::micros(200);
     cfg.max_rto = Duration::millis(2);
+    cfg.fail_after_silence = Duration::zero();  // the count alone (the floor: below)
     Pair p(cfg, Psn(0));
     warm_up(p);
     p.run_for(Duration::micros(50));
@@ -1773,6 +1811,7 @@ TEST(PdcTest, ADeadPathWithAFullWindowFailsAfterMaxTransmissionsRtos) {
   cfg.max_transmissions = 6;
   cfg.initial_rto = Duration::micros(200);
   cfg.max_rto = Duration::millis(2);
+  cfg.fail_after_silence = Duration::zero();  // the count alone
   cfg.tail_loss_probe = false;
   Pair p(cfg, Psn(0));
   warm_up(p);
