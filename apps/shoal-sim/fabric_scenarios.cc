@@ -34,8 +34,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "apps/shoal-sim/json.h"
 #include "apps/shoal-sim/scenarios.h"
 #include "drivers/sim/fabric.h"
@@ -95,6 +97,7 @@ struct FabricOpts {
   Duration trace_every = Duration::micros(100);
   bool trim = false;
   std::string ecn = "step";
+  std::vector<std::string> cc_param;  // --cc-param NAME=VALUE items, applied last
 };
 
 const char* const kCcNames[] = {"fixed", "swift", "dcqcn", "eqds"};
@@ -155,6 +158,20 @@ std::string parse_common(FlagReader& r, const std::string& scenario, uint64_t de
   const std::string spray_mode = r.s("spray-mode", "rr");
   if (spray_mode != "rr" && spray_mode != "random") return "--spray-mode must be rr or random";
   o->spray_random = spray_mode == "random";
+  // Checked here on a scratch copy so a typo fails before any host is built;
+  // configure_cc_lb applies them over the fabric-derived values.
+  const std::vector<std::string> items = absl::StrSplit(r.s("cc-param", ""), ',', absl::SkipEmpty());
+  for (const std::string& item : items) {
+    cc::CcParams scratch;
+    absl::Status st = cc::set_param(scratch, item);
+    if (absl::IsNotFound(st))
+      return absl::StrCat("--cc-param: ", st.message(), "; the names: ",
+                          absl::StrJoin(cc::param_names(), " ", [](std::string* out, std::string_view n) {
+                            out->append(n);
+                          }));
+    if (!st.ok()) return absl::StrCat("--cc-param: ", st.message());
+    o->cc_param.emplace_back(item);
+  }
   const double max_rto_us = r.f("max-rto-us", 2000);
   if (max_rto_us < 500 || max_rto_us > 10e6) return "--max-rto-us must be 500 (the initial RTO)..10000000";
   o->max_rto = Duration::micros_f(max_rto_us);
@@ -241,6 +258,7 @@ void configure_cc_lb(const FabricOpts& o, uint32_t window_pkts, Duration base_rt
   // times in a row silent for 16-64 ms backoffs (swift incast k=8 overall
   // 64 Gb/s at 100 ms, 88 at 4 ms, 94-96 at 2 ms over six seeds).
   c->pds.max_rto = o.max_rto;
+  for (const std::string& item : o.cc_param) (void)cc::set_param(p, item);  // parse_common checked each
 }
 
 // ---- helpers ------------------------------------------------------------------------
@@ -410,7 +428,8 @@ void trace_pdcs(Bench& b) {
       const cc::CcState& cs = pdc.cc_state();
       std::fprintf(b.trace.get(),
                    "t=%.1f host=%u peer=%llu %s cwnd_bytes=%llu pacing_bps=%llu rto_us=%.1f flight=%u "
-                   "outstanding=%u una=%u deadline_us=%.1f sent=%llu retx=%llu rto_fires=%llu rack=%llu tlp=%llu pacing_waits=%llu\n",
+                   "outstanding=%u una=%u deadline_us=%.1f sent=%llu retx=%llu rto_fires=%llu rack=%llu tlp=%llu pacing_waits=%llu "
+                   "acks=%llu nacks=%llu rtt_samples=%llu spurious=%llu\n",
                    sim.now().us(), h, static_cast<unsigned long long>(pdc.peer()),
                    pdc.cc_ops().dump ? pdc.cc_ops().dump(cs, params).c_str() : "",
                    static_cast<unsigned long long>(cs.cwnd_bytes), static_cast<unsigned long long>(cs.pacing_rate * 8),
@@ -418,7 +437,9 @@ void trace_pdcs(Bench& b) {
                    pdc.next_deadline().is_max() ? -1.0 : pdc.next_deadline().us(),
                    static_cast<unsigned long long>(c.tx_requests), static_cast<unsigned long long>(c.retransmits),
                    static_cast<unsigned long long>(c.rto_fires), static_cast<unsigned long long>(c.rack_losses),
-                   static_cast<unsigned long long>(c.tlp_probes), static_cast<unsigned long long>(c.pacing_waits));
+                   static_cast<unsigned long long>(c.tlp_probes), static_cast<unsigned long long>(c.pacing_waits),
+                   static_cast<unsigned long long>(c.acks_received), static_cast<unsigned long long>(c.nacks_received),
+                   static_cast<unsigned long long>(c.rtt_samples), static_cast<unsigned long long>(c.spurious_retransmits));
     });
   }
   if (!b.done || !b.done()) sim.call_at(sim.now() + b.o.trace_every, [&b] { trace_pdcs(b); });
@@ -483,6 +504,7 @@ void add_common(const Bench& b, JsonObject& j, Duration elapsed) {
       .add("hop_delay_us", o.fabric.link.hop_delay.us()).add("queue_pkts", o.fabric.queue.limit_packets)
       .add("mtu", o.mtu).add("seed", o.fabric.seed)
       .add("hash", o.fabric.hash == sim::FabricConfig::EcmpHash::kCrc32c ? "crc32c" : "random").add("trim", o.trim).add("ecn", o.ecn)
+      .add("cc_param", absl::StrJoin(o.cc_param, ","))
       .add("ecn_k", o.fabric.queue.ecn_k).add("window_pkts", b.window_pkts).add("base_rtt_us", b.base_rtt.us());
   const sim::FabricStats& s = sim.stats();
   pds::PdsCounters pc;
@@ -612,6 +634,10 @@ FlowResult run_flows(Bench& b, std::vector<Flow>& flows) {
               f.failed = true;
               ++r.failed;
               r.bytes_lost += f.bytes;
+              // Which flow and why: the summary only counts them.
+              std::fprintf(stderr, "shoal-sim: %s: flow %llu (host %u -> %u) failed at %.1f us: %s\n",
+                           b.o.scenario.c_str(), static_cast<unsigned long long>(wc[i].wr_id), f.src, f.dst,
+                           (sim.now() - TimePoint::zero()).us(), ses::to_string(wc[i].status));
             }
           }
         }

@@ -34,6 +34,11 @@
   "    --hash H         switches' ECMP hash: random (an ideal random function per\n"          \
   "                     switch, default) | crc32c (CRC of the 5-tuple, per-switch seed\n"      \
   "                     and bit window, as merchant silicon)\n"                                 \
+  "    --cc-param LIST  congestion-control knobs, NAME=VALUE[,NAME=VALUE...], e.g.\n"             \
+  "                     dcqcn.g=0.0039,swift.ai=0.5 (durations in us, rates in Gb/s;\n"     \
+  "                     an unknown name lists them all)\n"                                    \
+  "    --entropies N    spray/adaptive: entropies per PDC, a power of two (default 256)\n"    \
+  "    --spray-mode M   spray/adaptive: rr (round-robin) | random (default rr)\n"             \
   "    --max-rto-us U   the transport's RTO backoff cap (default 2000; the library's\n"          \
   "                     default, for shared hosts, is 100000)\n"                                  \
   "    --seed S         seed of the fabric and the hosts (default 13)\n"                            \

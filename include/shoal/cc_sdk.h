@@ -96,6 +96,10 @@ struct DcqcnParams {
   // A loss counts as a notification only if a CE came back within the last
   // cnp_interval (a queue that overflows marks first); true: every loss does.
   bool cut_on_any_loss = false;
+  // Scale an ECN-driven cut by the fraction of packets ACKed CE-marked over
+  // the last one to two cnp_intervals (see lib/cc/dcqcn.h); false: the
+  // paper's cut, Rc *= 1 - alpha/2 on any mark.
+  bool mark_scaled_cut = false;
 };
 
 // Knobs of `eqds` (lib/cc/eqds.h).
@@ -130,6 +134,15 @@ struct CcParams {
 // Checks the common fields and every built-in algorithm's knobs.
 // Errors: InvalidArgument naming the first bad field.
 absl::Status validate(const CcParams& p);
+
+// Sets the knob `key` ("dcqcn.g", "swift.ai", "link_gbps"; param_names() lists
+// them all; durations in us, rates in Gb/s) from text. Errors: NotFound for
+// an unknown name, InvalidArgument for a value that does not parse; either
+// way `p` is unchanged. Cross-field checks are validate()'s.
+absl::Status set_param(CcParams& p, std::string_view key, std::string_view value);
+// The same from "key=value".
+absl::Status set_param(CcParams& p, std::string_view key_eq_value);
+std::vector<std::string_view> param_names();
 
 // ---- per-PDC state ----------------------------------------------------------------
 

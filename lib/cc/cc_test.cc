@@ -185,6 +185,52 @@ TEST(CcContractTest, ValidateParams) {
   EXPECT_EQ(validate(p).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(CcParamsTest, SetsKnobsByNameInTheUnitsPeopleType) {
+  CcParams p = default_params();
+  EXPECT_TRUE(set_param(p, "dcqcn.g", "0.0625").ok());
+  EXPECT_EQ(p.dcqcn.g, 0.0625);
+  EXPECT_TRUE(set_param(p, "dcqcn.increase_timer_us=12.5").ok());
+  EXPECT_EQ(p.dcqcn.increase_timer, Duration::nanos(12500));
+  EXPECT_TRUE(set_param(p, "dcqcn.rate_ai_gbps", "0.4").ok());
+  EXPECT_DOUBLE_EQ(p.dcqcn.rate_ai, 0.4e9 / 8);  // Gb/s in, bytes/s held
+  EXPECT_TRUE(set_param(p, "dcqcn.mark_scaled_cut", "false").ok());
+  EXPECT_FALSE(p.dcqcn.mark_scaled_cut);
+  EXPECT_TRUE(set_param(p, "swift.retx_reset_threshold", "9").ok());
+  EXPECT_EQ(p.swift.retx_reset_threshold, 9u);
+  EXPECT_TRUE(set_param(p, "eqds.initial_window_bytes", "65536").ok());
+  EXPECT_EQ(p.eqds.initial_window_bytes, 65536u);
+  EXPECT_TRUE(set_param(p, "link_gbps", "400").ok());
+  EXPECT_DOUBLE_EQ(p.link_rate, 400e9 / 8);
+  // Every listed name can be set (the table drives both).
+  for (std::string_view name : param_names()) {
+    CcParams q = default_params();
+    const bool is_bool = name.find("cut") != std::string_view::npos;
+    EXPECT_TRUE(set_param(q, name, is_bool ? "true" : "1").ok()) << name;
+  }
+}
+
+TEST(CcParamsTest, RefusesUnknownNamesAndBadValuesLeavingParamsAlone) {
+  CcParams p = default_params();
+  EXPECT_EQ(set_param(p, "dcqcn.gee", "1").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(set_param(p, "dcqcn.g", "fast").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(set_param(p, "dcqcn.g", "nan").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(set_param(p, "dcqcn.g", "0.5x").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(set_param(p, "swift.retx_reset_threshold", "-1").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(set_param(p, "mtu", "5000000000").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(set_param(p, "dcqcn.mark_scaled_cut", "maybe").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(set_param(p, "dcqcn.g").code(), absl::StatusCode::kInvalidArgument);  // no '='
+  EXPECT_EQ(set_param(p, "=1").code(), absl::StatusCode::kInvalidArgument);
+  const CcParams d = default_params();
+  EXPECT_EQ(p.dcqcn.g, d.dcqcn.g);
+  EXPECT_EQ(p.mtu, d.mtu);
+  EXPECT_EQ(p.swift.retx_reset_threshold, d.swift.retx_reset_threshold);
+  EXPECT_EQ(p.dcqcn.mark_scaled_cut, d.dcqcn.mark_scaled_cut);
+  // Range checks stay validate()'s: a parsed but impossible value is set,
+  // then refused there.
+  EXPECT_TRUE(set_param(p, "dcqcn.g", "2").ok());
+  EXPECT_EQ(validate(p).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(CcContractTest, DumpNamesAlgorithmAndState) {
   for (const char* name : {"fixed", "swift", "dcqcn", "eqds"}) {
     Cc cc(name);
@@ -310,6 +356,28 @@ TEST(SwiftTest, LossAndTrimCutByMaxMdfOncePerRtt) {
   EXPECT_NEAR(swift_cwnd(cc), 4, 1e-9);
 }
 
+TEST(SwiftTest, LossCutsWhenNoRttSampleCameForFourSrtts) {
+  // An srtt with no fresh sample behind it says nothing: a flow whose every
+  // ACKed packet was a resend (Karn) kept its window into a full queue. Once
+  // four srtts pass without a sample, a loss cuts though srtt is below target.
+  Cc cc("swift", swift_params(16));
+  const Duration srtt = (cc.p.base_rtt + cc.p.base_rtt / 4) / 2;  // half the base target
+  cc.ack(at_us(10), srtt);
+  const double before = swift_cwnd(cc);
+  cc.ack(at_us(10 + 3 * srtt.us()), Duration::zero(), 4);  // ACKs without a sample (resends)
+  cc.loss(at_us(10 + 3.9 * srtt.us()));
+  EXPECT_EQ(swift_cwnd(cc), before) << "3.9 srtts after the sample: still fresh";
+  cc.loss(at_us(10 + 4 * srtt.us()));
+  EXPECT_NEAR(swift_cwnd(cc), before / 2, 1e-9) << "4 srtts: blind, the loss cuts by max_mdf";
+  // A sample restores the delay signal: a loss right after it does not cut.
+  Cc fresh("swift", swift_params(16));
+  fresh.ack(at_us(10), srtt);
+  fresh.ack(at_us(10 + 10 * srtt.us()), srtt);
+  const double w = swift_cwnd(fresh);
+  fresh.loss(at_us(10 + 11 * srtt.us()));
+  EXPECT_EQ(swift_cwnd(fresh), w);
+}
+
 TEST(SwiftTest, LossBelowTargetDelayIsNotCongestion) {
   // Delay is the signal: a loss while srtt sits below the base target (no
   // standing queue: a dead path, corruption) leaves the window alone; above
@@ -318,7 +386,7 @@ TEST(SwiftTest, LossBelowTargetDelayIsNotCongestion) {
   const Duration target = cc.p.base_rtt + cc.p.base_rtt / 4;  // the base target by default
   cc.ack(at_us(10), target / 2);
   const double before = swift_cwnd(cc);
-  cc.loss(at_us(100));
+  cc.loss(at_us(20));  // within four srtts of the sample: the delay signal is fresh
   EXPECT_EQ(swift_cwnd(cc), before);
   for (int i = 0; i < 30; ++i) cc.ack(at_us(200 + i), target * 2);  // srtt climbs past target
   const double congested = swift_cwnd(cc);
@@ -476,6 +544,29 @@ TEST(DcqcnTest, CutsOnCeWithAlphaUpdate) {
   EXPECT_DOUBLE_EQ(dq(cc).alpha, 0.5 * (1 - g) + g);
   EXPECT_EQ(cc.s.pacing_rate, static_cast<uint64_t>(std::llround(kLinkRate * 0.75)));
   EXPECT_EQ(cc_next_timer(*cc.ops, cc.s, cc.p), at_us(10 + 55));
+}
+
+TEST(DcqcnTest, MarkScaledCutTakesTheMarkedShareOfThePapersCut) {
+  // Off by default: the paper's cut halves at alpha = 1 on any mark.
+  Cc paper("dcqcn");
+  paper.ack(at_us(5), Duration::micros(10), 10);
+  paper.ack(at_us(10), Duration::micros(10), 10, /*ce=*/2);
+  EXPECT_DOUBLE_EQ(dq(paper).rc, kLinkRate * 0.5);
+  // mark_scaled_cut: 2 of the 20 packets ACKed this epoch were marked, so
+  // the cut is a tenth of the paper's: Rc *= 1 - 0.1 * alpha / 2.
+  CcParams p = default_params();
+  p.dcqcn.mark_scaled_cut = true;
+  Cc scaled("dcqcn", p);
+  scaled.ack(at_us(5), Duration::micros(10), 10);
+  scaled.ack(at_us(10), Duration::micros(10), 10, 2);
+  EXPECT_DOUBLE_EQ(dq(scaled).rc, kLinkRate * 0.95);
+  EXPECT_DOUBLE_EQ(dq(scaled).rt, kLinkRate);
+  // Counts older than the previous epoch are forgotten: 120 us later
+  // (two 50 us epochs on) only the new ACK counts, all of it marked.
+  scaled.timer(at_us(130));  // the timer events due by then (alpha decay, recovery)
+  const double rc = dq(scaled).rc, alpha = dq(scaled).alpha;
+  scaled.ack(at_us(130), Duration::micros(10), 4, 4);
+  EXPECT_DOUBLE_EQ(dq(scaled).rc, rc * (1 - alpha / 2));
 }
 
 TEST(DcqcnTest, AtMostOneCutPerCnpInterval) {

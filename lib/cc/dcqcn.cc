@@ -54,10 +54,11 @@ void advance(DcqcnState& d, const CcParams& p, TimePoint now) {
   }
 }
 
-void cut(DcqcnState& d, const CcParams& p, TimePoint now) {
+// `share` in (0, 1]: the part of the paper's cut to apply.
+void cut(DcqcnState& d, const CcParams& p, TimePoint now, double share) {
   const DcqcnParams& q = p.dcqcn;
   d.rt = d.rc;
-  d.rc = std::max(d.rc * (1 - d.alpha / 2), q.min_rate);
+  d.rc = std::max(d.rc * (1 - share * d.alpha / 2), q.min_rate);
   d.alpha = (1 - q.g) * d.alpha + q.g;
   d.last_cut = now;
   d.has_cut = true;
@@ -71,11 +72,36 @@ void cut(DcqcnState& d, const CcParams& p, TimePoint now) {
   d.byte_events = 0;
 }
 
+// Counts an ACK's packets into the marked-fraction epochs; an epoch lasts
+// one cnp_interval.
+void count_marks(DcqcnState& d, const CcParams& p, const AckSample& a) {
+  const Duration epoch = p.dcqcn.cnp_interval;
+  if (a.now - d.epoch_start >= epoch) {
+    const bool adjacent = a.now - d.epoch_start < epoch * 2;
+    d.acked_prev = adjacent ? d.acked_now : 0;
+    d.ce_prev = adjacent ? d.ce_now : 0;
+    d.acked_now = d.ce_now = 0;
+    d.epoch_start = a.now;
+  }
+  auto add = [](uint16_t& c, uint32_t n) { c = static_cast<uint16_t>(std::min<uint32_t>(c + n, 0xffff)); };
+  add(d.acked_now, a.acked_packets);
+  add(d.ce_now, a.ce_packets);
+}
+
+// The share of the paper's cut an ECN notification applies.
+double mark_share(const DcqcnState& d, const CcParams& p) {
+  if (!p.dcqcn.mark_scaled_cut) return 1.0;
+  const uint32_t acked = uint32_t{d.acked_now} + d.acked_prev;
+  const uint32_t ce = uint32_t{d.ce_now} + d.ce_prev;
+  if (acked == 0 || ce >= acked) return 1.0;
+  return static_cast<double>(ce) / acked;  // once per notification, not per ACK
+}
+
 // A congestion notification: cut unless one happened within cnp_interval.
-void notify(CcState& s, const CcParams& p, TimePoint now) {
+void notify(CcState& s, const CcParams& p, TimePoint now, double share) {
   DcqcnState& d = cc_priv<DcqcnState>(s);
   advance(d, p, now);
-  if (!d.has_cut || now - d.last_cut >= p.dcqcn.cnp_interval) cut(d, p, now);
+  if (!d.has_cut || now - d.last_cut >= p.dcqcn.cnp_interval) cut(d, p, now, share);
   publish(s, d);
 }
 
@@ -85,6 +111,7 @@ void dcqcn_init(CcState& s, const CcParams& p, TimePoint now) {
   d.alpha = p.dcqcn.initial_alpha;
   d.next_alpha = now + p.dcqcn.alpha_timer;
   d.next_increase = now + p.dcqcn.increase_timer;
+  d.epoch_start = now;
   const double cap = p.dcqcn.cwnd_bdp_factor * static_cast<double>(p.bdp_bytes());
   s.cwnd_bytes = std::max<uint64_t>(static_cast<uint64_t>(cap), p.mtu);
   s.credit_bytes = 0;
@@ -93,14 +120,14 @@ void dcqcn_init(CcState& s, const CcParams& p, TimePoint now) {
 }
 
 void dcqcn_on_ack(CcState& s, const CcParams& p, const AckSample& a) {
+  DcqcnState& d = cc_priv<DcqcnState>(s);
+  count_marks(d, p, a);
   if (a.ce_packets > 0) {
-    DcqcnState& d = cc_priv<DcqcnState>(s);
     d.last_ce = a.now;
     d.has_ce = true;
-    notify(s, p, a.now);
+    notify(s, p, a.now, mark_share(d, p));
     return;
   }
-  DcqcnState& d = cc_priv<DcqcnState>(s);
   advance(d, p, a.now);
   publish(s, d);
 }
@@ -108,12 +135,12 @@ void dcqcn_on_ack(CcState& s, const CcParams& p, const AckSample& a) {
 void dcqcn_on_loss(CcState& s, const CcParams& p, const LossSample& l) {
   const DcqcnState& d = cc_priv<DcqcnState>(s);
   const bool marked_lately = d.has_ce && l.now - d.last_ce <= p.dcqcn.cnp_interval;
-  if (marked_lately || p.dcqcn.cut_on_any_loss) notify(s, p, l.now);
+  if (marked_lately || p.dcqcn.cut_on_any_loss) notify(s, p, l.now, 1.0);
 }
 void dcqcn_on_timeout(CcState& s, const CcParams& p, const TimeoutSample& t) {
-  notify(s, p, t.now);
+  notify(s, p, t.now, 1.0);
 }
-void dcqcn_on_trim(CcState& s, const CcParams& p, const TrimSample& t) { notify(s, p, t.now); }
+void dcqcn_on_trim(CcState& s, const CcParams& p, const TrimSample& t) { notify(s, p, t.now, 1.0); }
 
 void dcqcn_on_send(CcState& s, const CcParams& p, uint32_t bytes, TimePoint now) {
   DcqcnState& d = cc_priv<DcqcnState>(s);

@@ -26,6 +26,20 @@ assert d["flows_completed"] == d["flows"] and d["bytes_lost"] == 0 and d["ok"], 
 "$sim" --scenario incast --max-rto-us 100 >/dev/null 2>&1; [ $? -eq 2 ] || fail "--max-rto-us below the initial RTO must exit 2"
 "$sim" --scenario permutation --hash md5 >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown --hash must exit 2"
 "$sim" --scenario permutation --help | grep -q -- '--max-rto-us' || fail "permutation help lacks --max-rto-us"
+# --cc-param: an unknown name exits 2 and lists the names; a value that does
+# not parse, or one validate() refuses, exits 2 too; a knob set changes the run.
+err=$("$sim" --scenario incast --k 4 --cc-param dcqcn.gee=1 2>&1 >/dev/null); [ $? -eq 2 ] || fail "unknown --cc-param must exit 2"
+echo "$err" | grep -q 'dcqcn.rate_ai_gbps' || fail "unknown --cc-param does not list the names: $err"
+"$sim" --scenario incast --k 4 --cc-param dcqcn.g=fast >/dev/null 2>&1; [ $? -eq 2 ] || fail "unparsable --cc-param must exit 2"
+"$sim" --scenario incast --k 4 --cc dcqcn --cc-param dcqcn.g=2 >/dev/null 2>&1; [ $? -eq 2 ] || fail "out-of-range --cc-param must exit 2"
+small=$("$sim" --scenario permutation --k 4 --flow-size 131072 --cc-param fixed.window_bytes=8192 --json 2>/dev/null | tail -1) || fail "--cc-param run exited $?"
+base=$("$sim" --scenario permutation --k 4 --flow-size 131072 --json 2>/dev/null | tail -1)
+python3 - "$small" "$base" <<'PY' || fail "--cc-param fixed.window_bytes=8192 did not slow the flows"
+import json, sys
+s, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert s["cc_param"] == "fixed.window_bytes=8192" and b["cc_param"] == "", (s["cc_param"], b["cc_param"])
+assert s["goodput_gbps_mean"] < 0.5 * b["goodput_gbps_mean"], (s["goodput_gbps_mean"], b["goodput_gbps_mean"])
+PY
 
 out=$("$sim" --scenario permutation --k 4 --flow-size 131072 --json 2>/dev/null | tail -1) || fail "permutation exited $?"
 check permutation "$out" '
