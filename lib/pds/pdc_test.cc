@@ -853,36 +853,37 @@ TEST(PdcTest, RetryBudgetAlsoWaitsForFailAfterSilence) {
   // live peer behind a congested queue can miss that many. The PDC fails
   // only once the silence since the last ACK progress also reaches
   // fail_after_silence, and then at the next RTO.
-  PdsConfig cfg = base_config();
-  cfg.max_transmissions = 6;
-  cfg.initial_rto = Duration::micros(200);
-  cfg.max_rto = Duration::millis(2);
-  cfg.fail_after_silence = Duration::millis(30);
-  cfg.tail_loss_probe = false;
-  Pair p(cfg, Psn(0));
-  warm_up(p);
-  p.run_for(Duration::micros(50));
-  p.a2b_filter = [](const Rec&) { Fate f; f.drop = true; return f; };
-  p.ua.add_units(1000, 4);
-  p.a->wake();
-  const TimePoint t0 = p.now;
-  ASSERT_TRUE(p.run_until([&] { return p.a->state() == PdcState::kFailed; }, t0 + Duration::seconds(1)));
-  const Duration took = p.now - t0;
-  EXPECT_GE(took, cfg.fail_after_silence);
-  EXPECT_LE(took, cfg.fail_after_silence + cfg.max_rto + Duration::micros(50));
-  EXPECT_GT(p.a->counters().rto_fires, cfg.max_transmissions) << "kept resending past the count";
-  EXPECT_EQ(p.ua.failed.size(), 4u);
+  struct Outcome {
+    Duration took;
+    uint64_t rto_fires;
+    size_t failed;
+  };
+  auto vanish = [](Duration floor) {
+    PdsConfig cfg = base_config();
+    cfg.max_transmissions = 6;
+    cfg.initial_rto = Duration::micros(200);
+    cfg.max_rto = Duration::millis(2);
+    cfg.fail_after_silence = floor;
+    cfg.tail_loss_probe = false;
+    Pair p(cfg, Psn(0));
+    warm_up(p);
+    p.run_for(Duration::micros(50));
+    p.a2b_filter = [](const Rec&) { Fate f; f.drop = true; return f; };
+    p.ua.add_units(1000, 4);
+    p.a->wake();
+    const TimePoint t0 = p.now;
+    EXPECT_TRUE(p.run_until([&] { return p.a->state() == PdcState::kFailed; }, t0 + Duration::seconds(1)));
+    return Outcome{p.now - t0, p.a->counters().rto_fires, p.ua.failed.size()};
+  };
+  const Outcome floored = vanish(Duration::millis(30));
+  EXPECT_GE(floored.took, Duration::millis(30));
+  EXPECT_LE(floored.took, Duration::millis(32) + Duration::micros(50));
+  EXPECT_GT(floored.rto_fires, 6u) << "kept resending past the count";
+  EXPECT_EQ(floored.failed, 4u);
   // Without the floor the same loss fails after the count, within 12 ms.
-  cfg.fail_after_silence = Duration::zero();
-  Pair q(cfg, Psn(0));
-  warm_up(q);
-  q.run_for(Duration::micros(50));
-  q.a2b_filter = [](const Rec&) { Fate f; f.drop = true; return f; };
-  q.ua.add_units(1000, 4);
-  q.a->wake();
-  const TimePoint q0 = q.now;
-  ASSERT_TRUE(q.run_until([&] { return q.a->state() == PdcState::kFailed; }, q0 + Duration::seconds(1)));
-  EXPECT_LT(q.now - q0, Duration::millis(12));
+  const Outcome counted = vanish(Duration::zero());
+  EXPECT_LT(counted.took, Duration::millis(12));
+  EXPECT_EQ(counted.failed, 4u);
 }
 
 TEST(PdcTest, RetryBudgetFailsUnitsWithinBoundedTime) {
