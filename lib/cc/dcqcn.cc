@@ -121,7 +121,7 @@ void dcqcn_init(CcState& s, const CcParams& p, TimePoint now) {
 
 void dcqcn_on_ack(CcState& s, const CcParams& p, const AckSample& a) {
   DcqcnState& d = cc_priv<DcqcnState>(s);
-  count_marks(d, p, a);
+  if (p.dcqcn.mark_scaled_cut) count_marks(d, p, a);  // the paper's cut needs no counts
   if (a.ce_packets > 0) {
     d.last_ce = a.now;
     d.has_ce = true;

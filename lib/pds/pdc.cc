@@ -932,7 +932,9 @@ void Pdc::on_rto(TimePoint now) {
   // between: each resent everything in flight, so every outstanding PSN has
   // then gone max_transmissions times or once less. Losses that SACK/RACK
   // find while ACKs still arrive do not count: a congested peer is alive.
-  // A PSN resent kTransmissionCap times fails the PDC all the same.
+  // The silence since the last ACK progress must also have lasted
+  // fail_after_silence (see PdsConfig). A PSN resent kTransmissionCap times
+  // fails the PDC all the same.
   const TxSlot& head = slots_[tx_order_.front()];
   const uint32_t silent_us = static_cast<uint32_t>(now.ns() / 1000) - last_progress_us_;
   const bool silent_long = Duration::micros(silent_us) >= config_.fail_after_silence;
