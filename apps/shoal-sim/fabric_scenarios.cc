@@ -39,6 +39,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "apps/shoal-sim/json.h"
+#include "apps/shoal-sim/recovery.h"
 #include "apps/shoal-sim/scenarios.h"
 #include "drivers/sim/fabric.h"
 
@@ -781,9 +782,11 @@ int run_permutation_like(Args& args, bool json, bool with_failure) {
   const std::string fail_link = with_failure ? r.s("fail-link", "busiest") : "";
   const double reroute_us = with_failure ? r.f("reroute-us", -1) : -1;
   const double stall_us = with_failure ? r.f("stall-us", 50) : 0;
+  const double recovery_window_us = with_failure ? r.f("recovery-window-us", 25) : 0;
   std::vector<uint32_t> dst;
   if (err.empty()) err = make_permutation(pattern, b.o.hosts, b.o.fabric.seed, &dst);
-  if (with_failure && err.empty() && (fail_at_us < 0 || stall_us <= 0)) err = "--fail-at-us >= 0, --stall-us > 0";
+  if (with_failure && err.empty() && (fail_at_us < 0 || stall_us <= 0 || recovery_window_us < 0))
+    err = "--fail-at-us >= 0, --stall-us > 0, --recovery-window-us >= 0";
   if (reroute_us >= 0) b.o.fabric.reroute_delay = Duration::micros_f(reroute_us);
   if (int rc = finish_flags(r, args, err)) return rc;
 
@@ -845,11 +848,9 @@ int run_permutation_like(Args& args, bool json, bool with_failure) {
   FlowResult res = run_flows(b, flows);
   const Duration elapsed = res.last_end - TimePoint::zero();
 
-  // Recovery: from the failure to the first flow completion in either run
-  // (after that, goodput falls because flows are done, not because of the
-  // failure), a bin is low when it delivered under 90% of the same bin of
-  // the run without the failure. recovery = the end of the last low bin,
-  // minus the failure time; 0 if none was low. pre = the mean aggregate
+  // Recovery (recovery.h): bins from the failure to the first flow
+  // completion in either run, each against the same bin of the run without
+  // the failure, averaged over --recovery-window-us. pre = the mean aggregate
   // goodput of the bins in the half of the run before the failure.
   double pre = 0, dip_min = 0;
   double recovery_us = 0, after_over_base = 0;
@@ -867,24 +868,20 @@ int run_permutation_like(Args& args, bool json, bool with_failure) {
     const size_t end_bin = first_end.is_max() ? b.bins.size() : static_cast<size_t>(first_end.ns() / bin_ns);
     dip_min = pre;
     double after_sum = 0, base_sum = 0;
-    size_t last_low = fail_bin;  // exclusive end of the last low bin
-    bool any_low = false;
+    std::vector<double> g_bins, base_bins;
+    for (size_t i = 0; i < end_bin; ++i) {
+      g_bins.push_back(bin_gbps(b, i));
+      base_bins.push_back(bin_gbps(base, i));
+    }
     for (size_t i = fail_bin; i < end_bin; ++i) {
-      const double g = bin_gbps(b, i);
-      dip_min = std::min(dip_min, g);
-      after_sum += g;
-      base_sum += bin_gbps(base, i);
-      if (g < 0.9 * bin_gbps(base, i)) {
-        any_low = true;
-        last_low = i + 1;
-      }
+      dip_min = std::min(dip_min, g_bins[i]);
+      after_sum += g_bins[i];
+      base_sum += base_bins[i];
     }
-    if (any_low) {
-      recovery_us = static_cast<double>(last_low) * b.o.bin.us() - fail_at.us();
-      // Still low in the last bin before flows finish: never recovered in
-      // the window that can show it.
-      if (last_low >= end_bin) recovered = false;
-    }
+    const size_t half = static_cast<size_t>(std::llround(recovery_window_us / b.o.bin.us())) / 2;
+    const RecoveryJudgement judged = judge_recovery(g_bins, base_bins, fail_bin, end_bin, half);
+    if (judged.any_low) recovery_us = static_cast<double>(judged.last_low_end) * b.o.bin.us() - fail_at.us();
+    recovered = judged.recovered;
     after_over_base = base_sum > 0 ? after_sum / base_sum : 0;
     for (const Flow& f : flows) {
       // A flow that never finished was stalled from its last byte to the end.
@@ -926,12 +923,21 @@ int run_permutation_like(Args& args, bool json, bool with_failure) {
         j.raw("recovery_us", "null");
       }
       j.add("flows_stalled", stalled).add("stall_us", stall_us)
-          .add("reroute_us", reroute_us);
+          .add("reroute_us", reroute_us).add("recovery_window_us", recovery_window_us);
     }
     j.add("ok", res.finished && res.completed == flows.size());
     std::printf("%s\n", j.str().c_str());
   }
-  write_series(b, flows, with_failure ? absl::StrFormat("\"fail_at_us\": %.3f", fail_at.us()) : "");
+  if (with_failure) {
+    // The reference run's bins beside the failure run's: what recovery_us
+    // compares bin by bin, for plots and for judging that measure.
+    std::string extra = absl::StrFormat("\"fail_at_us\": %.3f, \"goodput_gbps_without_failure\": [", fail_at.us());
+    for (size_t i = 0; i < base.bins.size(); ++i) absl::StrAppendFormat(&extra, "%s%.3f", i ? ", " : "", bin_gbps(base, i));
+    extra += "]";
+    write_series(b, flows, extra);
+  } else {
+    write_series(b, flows, "");
+  }
   return report_status(name, res, flows.size());
 }
 

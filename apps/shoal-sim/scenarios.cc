@@ -81,6 +81,8 @@ const std::vector<Scenario>& scenarios() {
        "    --reroute-us U   switches stop hashing onto the dead link U us after the failure\n"
        "                     (default never: failover must come from the transport)\n"
        "    --stall-us U     a flow whose receiver saw no bytes for > U us counts as stalled (default 50)\n"
+       "    --recovery-window-us U  recovery compares goodput averaged over a centred window of\n"
+       "                     U us (default 25; 0 = single --bin-us bins)\n"
        FABRIC_COMMON_FLAGS,
        run_link_failure},
       {"ring-allreduce",
