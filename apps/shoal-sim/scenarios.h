@@ -22,6 +22,9 @@
   "                     longest path at the link rate)\n"                                          \
   "    --link-gbps G    link rate (default 100)\n"                                                  \
   "    --hop-delay-us D propagation per hop (default 1)\n"                                         \
+  "    --jitter-ns J    each hop adds a uniform 0..J ns more (seeded; default 0). Without it,\n" \
+  "                     equal-rate arrivals line up with departures and drop-tail\n"          \
+  "                     starves some inputs (the phase effect)\n"                             \
   "    --queue-pkts Q   switch data queue limit in packets (default 35)\n"                          \
   "    --mtu M          payload bytes per packet (default 4096)\n"                                  \
   "    --trim           trim instead of drop-tail when a queue is full (default on for\n"           \
@@ -39,7 +42,7 @@
   "                     an unknown name lists them all)\n"                                    \
   "    --entropies N    spray/adaptive: entropies per PDC, a power of two (default 256)\n"    \
   "    --spray-mode M   spray/adaptive: rr (round-robin) | random (default rr)\n"             \
-  "    --max-rto-us U   the transport's RTO backoff cap (default 2000; the library's\n"          \
+  "    --max-rto-us U   the transport's RTO backoff cap (default 1000; the library's\n"          \
   "                     default, for shared hosts, is 100000)\n"                                  \
   "    --seed S         seed of the fabric and the hosts (default 13)\n"                            \
   "    --sample-us U    queue sampling period (default 1)\n"                                        \

@@ -26,6 +26,7 @@ FabricSim::FabricSim(const FabricConfig& config,
                      const std::function<ses::TransportConfig(uint32_t host)>& config_of)
     : config_(config), rng_(config.seed * 0x9e3779b97f4a7c15ULL + 0x5eed) {
   delay_ns_ = config_.link.hop_delay.ns();
+  jitter_ns_ = static_cast<uint64_t>(std::max<int64_t>(0, config_.link.jitter.ns()));
   // Ring indices are 16-bit.
   hi_cap_ = std::clamp<uint32_t>(config_.queue.header_limit_packets, 1, 65535);
   data_cap_ = std::clamp<uint32_t>(config_.queue.limit_packets, 1, 65535);
@@ -329,7 +330,7 @@ void FabricSim::send_from_nic(uint32_t h, uint32_t buf) {
     free_buf(buf);
     return;
   }
-  push(Kind::kArrive, (depart + config_.link.hop_delay).ns(), up, buf);
+  push(Kind::kArrive, depart.ns() + hop_delay_ns(), up, buf);
 }
 
 // ---- switching -------------------------------------------------------------------------
@@ -544,7 +545,7 @@ void FabricSim::start_tx(Port& p, uint32_t port, uint32_t buf) {
   p.busy_until = start + ser(len, p.bits_per_sec).ns();
   ++p.stats.packets;
   p.stats.bytes += len + config_.link.wire_overhead;
-  push(Kind::kArrive, p.busy_until + delay_ns_, port, buf);
+  push(Kind::kArrive, p.busy_until + hop_delay_ns(), port, buf);
 }
 
 void FabricSim::port_free(uint32_t port) {

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <numeric>
+#include <set>
 #include <vector>
 
 namespace shoal::sim {
@@ -171,6 +172,33 @@ TEST(FabricSim, LoneMessageTakesTheUnloadedRoundTripOfItsPath) {
   EXPECT_GE(sim.unloaded_rtt(request, ack, 0, 100), Duration::micros(12));
   EXPECT_EQ(sim.unloaded_rtt(request, ack, 0, 100) - sim.unloaded_rtt(request, ack, 0, 5),
             sim.unloaded_rtt(request, ack, 0, 5) - sim.unloaded_rtt(request, ack, 0, 1));
+}
+
+TEST(FabricSim, JitterAddsUpToItsBoundPerHopAndIsSeeded) {
+  // 6 hops each way (host 0 -> 100 in k=8): a lone message's round trip
+  // grows by 0..12 jitter bounds, differs between seeds, and repeats for one.
+  const uint32_t request = 12 + 44 + 1000 + 4, ack = 32 + 4;
+  auto rtt = [&](Duration jitter, uint64_t seed) {
+    FabricConfig c = fat_tree(8);
+    c.link.jitter = jitter;
+    c.seed = seed;
+    FabricSim sim(c, small_host);
+    const Result r = send_all(sim, {0}, 100, 1000);
+    EXPECT_TRUE(r.ok);
+    return r.sender_done[0] - TimePoint::zero();
+  };
+  FabricSim plain(fat_tree(8), small_host);
+  const Duration unloaded = plain.unloaded_rtt(request, ack, 0, 100);
+  EXPECT_EQ(rtt(Duration::zero(), 1), unloaded);
+  std::set<int64_t> seen;
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    const Duration d = rtt(Duration::nanos(50), seed);
+    EXPECT_GE(d, unloaded);
+    EXPECT_LE(d, unloaded + Duration::nanos(12 * 50));
+    EXPECT_EQ(d, rtt(Duration::nanos(50), seed)) << "seed " << seed;
+    seen.insert(d.ns());
+  }
+  EXPECT_GT(seen.size(), 4u) << "the jitter draws differ between seeds";
 }
 
 TEST(FabricSim, LeafSpineLoneMessageCrossesFasterUplinks) {

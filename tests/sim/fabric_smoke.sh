@@ -25,6 +25,7 @@ assert d["flows_completed"] == d["flows"] and d["bytes_lost"] == 0 and d["ok"], 
 "$sim" --scenario incast --pattern shift >/dev/null 2>&1; [ $? -eq 2 ] || fail "a flag of another scenario must exit 2"
 "$sim" --scenario incast --max-rto-us 100 >/dev/null 2>&1; [ $? -eq 2 ] || fail "--max-rto-us below the initial RTO must exit 2"
 "$sim" --scenario permutation --hash md5 >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown --hash must exit 2"
+"$sim" --scenario permutation --jitter-ns -1 >/dev/null 2>&1; [ $? -eq 2 ] || fail "negative --jitter-ns must exit 2"
 "$sim" --scenario permutation --help | grep -q -- '--max-rto-us' || fail "permutation help lacks --max-rto-us"
 # --cc-param: an unknown name exits 2 and lists the names; a value that does
 # not parse, or one validate() refuses, exits 2 too; a knob set changes the run.
