@@ -24,13 +24,21 @@ const char* to_string(RetxMode m) { return m == RetxMode::kSelective ? "sack" : 
 namespace {
 
 // ack_cc_state layout (Shoal's use of UET's CC-state word, docs/wire-format.md):
-// [63:32] CE-marked packets since the previous ACK, [31:0] how long the
-// receiver held the acked packet before this ACK left (ns, saturating), so the
-// sender can take coalescing delay out of its RTT sample.
-uint64_t pack_ack_cc_state(uint32_t ce_count, Duration hold) {
+// [63:32] CE-marked packets since the previous ACK; [31] the copy that
+// triggered this ACK is known, [30] that copy carried the RETX flag;
+// [29:0] how long the receiver held it before this ACK left (ns,
+// saturating at ~1.07 s), so the sender can take coalescing delay out of its
+// RTT sample. The echo tells the sender which copy an ACK answers: a first
+// copy that arrives late is not taken for its resend (too short a sample),
+// and a PSN's only resend can be sampled (Karn would skip it).
+constexpr uint64_t kEchoKnown = uint64_t{1} << 31;
+constexpr uint64_t kEchoRetx = uint64_t{1} << 30;
+constexpr uint64_t kHoldMask = kEchoRetx - 1;
+
+uint64_t pack_ack_cc_state(uint32_t ce_count, Duration hold, bool known, bool retx) {
   uint64_t h = hold.ns() < 0 ? 0 : static_cast<uint64_t>(hold.ns());
-  if (h > 0xffffffffu) h = 0xffffffffu;
-  return (uint64_t{ce_count} << 32) | h;
+  if (h > kHoldMask) h = kHoldMask;
+  return (uint64_t{ce_count} << 32) | (known ? kEchoKnown : 0) | (known && retx ? kEchoRetx : 0) | h;
 }
 
 // EQDS totals travel as their low 32 bits: the full value is the one nearest
@@ -583,7 +591,7 @@ bool Pdc::emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& ba
     if (cc_.credit_limited) credit_blocked_ = false;
   }
   if (config_.tail_loss_probe && !tlp_used_) {
-    const Duration pto = have_rtt_ ? max_dur(srtt_ * 2, config_.min_tlp) : config_.initial_rto / 2;
+    const Duration pto = have_rtt() ? max_dur(srtt_ * 2, config_.min_tlp) : config_.initial_rto / 2;
     tlp_deadline_ = now + pto;
   }
   return true;
@@ -592,11 +600,11 @@ bool Pdc::emit_request(Psn psn, bool retx, bool tail, TimePoint now, TxBatch& ba
 void Pdc::rtt_sample(Duration rtt) {
   if (rtt < Duration::zero()) return;
   ++counters_.rtt_samples;
+  const bool first = !have_rtt();
   if (rtt < min_rtt_) min_rtt_ = rtt;
-  if (!have_rtt_) {
+  if (first) {
     srtt_ = rtt;
     rttvar_ = rtt / 2;
-    have_rtt_ = true;
   } else {
     const Duration err = srtt_ > rtt ? srtt_ - rtt : rtt - srtt_;
     rttvar_ = (rttvar_ * 3 + err) / 4;
@@ -642,7 +650,7 @@ uint32_t Pdc::mark_delivered(Psn psn, TimePoint now, Duration lb_rtt, bool ce, b
   // original was only late. Such a delivery says nothing about what was sent
   // before the retransmission (RFC 8985 step 2), and it widens the
   // reordering window (RACK's DSACK-driven adaptation, inferred from timing).
-  const bool spurious = s.transmissions > 1 && have_rtt_ && rtt < min_rtt_;
+  const bool spurious = s.transmissions > 1 && have_rtt() && rtt < min_rtt_;
   if (spurious) {
     ++counters_.spurious_retransmits;
     if (reo_wnd_mult_ < 16) reo_wnd_mult_ *= 2;
@@ -692,8 +700,16 @@ void Pdc::on_ack(const wire::AckHeader& ack, TimePoint now) {
   Duration rtt = Duration::zero();
   if (acked >= una_) {
     const TxSlot& s = slots_[slot_of(acked)];
-    if (s.sample_ok && s.state != kSacked && s.state != kFree) {
-      const Duration hold = Duration::nanos(static_cast<int64_t>(ack.ack_cc_state & 0xffffffffu));
+    // With the copy echoed: a first copy answers for a PSN sent once only,
+    // and a resend is sampled when it was the only one (or by sample_ok's
+    // RTO-age rule). Without it (an ACK not for a new arrival): Karn, relaxed.
+    bool sample = s.sample_ok;
+    if ((ack.ack_cc_state & kEchoKnown) != 0) {
+      const bool echoed_retx = (ack.ack_cc_state & kEchoRetx) != 0;
+      sample = echoed_retx ? s.transmissions == 2 || (s.sample_ok && s.transmissions > 1) : s.transmissions == 1;
+    }
+    if (sample && s.state != kSacked && s.state != kFree) {
+      const Duration hold = Duration::nanos(static_cast<int64_t>(ack.ack_cc_state & kHoldMask));
       rtt = now - TimePoint::from_ns(s.last_send_ns);
       if (hold < rtt) rtt -= hold;
       rtt_sample(rtt);
@@ -755,7 +771,7 @@ void Pdc::detect_losses(TimePoint now) {
   // RACK (RFC 8985): a packet is lost once something sent after it was
   // delivered and it has had rtt + reo_wnd to arrive. Time, not a packet
   // count, so that sprayed packets overtaking each other are not "lost".
-  const Duration base = have_rtt_ ? min_rtt_ / 4 : Duration::micros(1);
+  const Duration base = have_rtt() ? min_rtt_ / 4 : Duration::micros(1);
   const Duration reo_wnd = max_dur(base * reo_wnd_mult_, config_.min_reorder_window);
   rack_deadline_ = TimePoint::max();
   cc::LossSample loss;
@@ -1176,6 +1192,7 @@ void Pdc::on_request(const wire::Packet& pkt, const RxMeta& meta, TimePoint now)
   ack_trigger_ = psn;
   trigger_arrival_ = now;
   trigger_is_new_ = true;
+  trigger_retx_ = (h.prologue.flags & wire::kReqFlagRetx) != 0;
   schedule_ack(now, new_gap || fills_gap || ce || ack_requested);
 }
 
@@ -1306,7 +1323,8 @@ bool Pdc::emit_ack(TimePoint now, TxBatch& batch) {
   a.sack_bitmap = base > cack_ + 1 || rx_highest_ > cack_ ? rx_bitmap_.extract64(base.value()) : 0;
   // The hold time of the PSN this ACK names, so that the sender's RTT sample
   // for exactly that PSN excludes the coalescing delay.
-  a.ack_cc_state = pack_ack_cc_state(ce_since_ack_, trigger_is_new_ ? now - trigger_arrival_ : Duration::zero());
+  a.ack_cc_state = pack_ack_cc_state(ce_since_ack_, trigger_is_new_ ? now - trigger_arrival_ : Duration::zero(),
+                                     trigger_is_new_, trigger_retx_);
   const size_t n = wire::encode_ack(a, std::span<uint8_t>(tx.data, tx.capacity));
   if (!commit_packet(tx, n, /*control=*/true, batch)) return false;
   ++counters_.acks_sent;

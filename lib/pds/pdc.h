@@ -449,6 +449,7 @@ class Pdc {
   void on_rto(TimePoint now);
   void fire_loss_timers(TimePoint now);  // RACK, RTO, TLP
   void fail(TimePoint now);
+  bool have_rtt() const { return min_rtt_ != Duration::max(); }
   TimePoint rto_deadline() const;
   // EQDS: the request total grew (or must be repeated): send CREDIT_REQ.
   void request_credit(TimePoint now, TxBatch& batch);
@@ -495,7 +496,6 @@ class Pdc {
   bool upper_ready_ = true;
   bool close_requested_ = false;
   bool close_sent_ = false;
-  bool have_rtt_ = false;
   bool tlp_pending_ = false;      // a probe is due in poll_transmit
   bool tlp_used_ = false;         // one probe per tail episode
   bool pace_wait_ = false;        // a data packet waits for next_send_ns_
@@ -506,6 +506,7 @@ class Pdc {
   uint8_t reo_wnd_mult_ = 1;
   bool receiver_started_ = false;
   bool trigger_is_new_ = false;
+  bool trigger_retx_ = false;  // the trigger arrived with the RETX flag (echoed to the sender)
   bool gbn_nacked_ = false;       // one NACK per hole, like RoCE's NAK
   bool close_ack_pending_ = false;
   bool close_req_pending_ = false;
@@ -538,7 +539,7 @@ class Pdc {
   TimePoint rack_deadline_ = TimePoint::max();
   Duration srtt_;
   Duration rttvar_;
-  Duration min_rtt_ = Duration::max();
+  Duration min_rtt_ = Duration::max();  // max until the first sample (have_rtt())
   Duration rto_;
   TimePoint tlp_deadline_ = TimePoint::max();
   TimePoint gbn_last_rewind_;

@@ -530,8 +530,10 @@ TEST(PdcTest, AckReportsHoldTimeOfTheAckedPsn) {
     for (auto [t, psn] : p.b_arrivals)
       if (psn == acked && t <= r->t) arrival = t;
     ASSERT_FALSE(arrival.is_max()) << "ACK names psn " << acked << " that never arrived";
-    EXPECT_EQ(static_cast<int64_t>(a.ack_cc_state & 0xffffffffu), (r->t - arrival).ns())
+    EXPECT_EQ(static_cast<int64_t>(a.ack_cc_state & 0x3fffffffu), (r->t - arrival).ns())
         << "ACK for psn " << acked;
+    // A new arrival triggered it: the copy is echoed, a first copy here.
+    EXPECT_EQ(a.ack_cc_state & 0xc0000000u, 0x80000000u) << "ACK for psn " << acked;
     ++checked;
   }
   EXPECT_GE(checked, kUnits / 16);
@@ -1628,6 +1630,44 @@ TEST(PdcCcTest, AnRtoResendLeavesAtTheTimeoutWhatEverThePacing) {
   ASSERT_EQ(reqs.size(), 2u);
   EXPECT_EQ(p.a->counters().rto_fires, 1u);
   EXPECT_EQ(reqs[1]->t - reqs[0]->t, cfg.initial_rto);
+}
+
+TEST(PdcCcTest, TheEchoedCopySamplesAPsnsOnlyResendAndNotALateFirstCopy) {
+  // The ACK says whether the copy that triggered it carried RETX.
+  // (1) A PSN's only resend, sent by RACK before any RTO, is sampled, where
+  // Karn alone skipped it: A's first copy is lost, B's SACK gets A resent.
+  {
+    PdsConfig cfg = cctest::recorder_config();
+    cfg.tail_loss_probe = false;
+    Pair p(cfg, Psn(0));
+    p.ua.add_units(0, 2);
+    p.a2b_filter = [](const Rec& r) {
+      Fate f;
+      f.drop = r.is_request() && r.psn() == 0 && r.tx_num == 1;
+      return f;
+    };
+    ASSERT_TRUE(p.transfer(0, 2));
+    EXPECT_EQ(p.a->counters().rto_fires, 0u);
+    EXPECT_EQ(p.a->counters().retransmits, 1u);
+    EXPECT_EQ(cctest::cc_log.rtt_samples, 2) << "B's ACK and A's resend's ACK";
+  }
+  // (2) A first copy that arrives after its PSN was resent is not taken for
+  // the resend: here it arrives ~100 us after the RTO resend left, which
+  // would have given a ~100 us sample for a ~600 us round trip.
+  {
+    PdsConfig cfg = cctest::recorder_config();
+    cfg.tail_loss_probe = false;
+    Pair p(cfg, Psn(0));
+    p.ua.add_units(0, 1);
+    p.a2b_filter = [](const Rec& r) {
+      Fate f;
+      if (r.is_request()) f.extra = r.tx_num == 1 ? Duration::micros(600) : Duration::millis(2);
+      return f;
+    };
+    ASSERT_TRUE(p.transfer(0, 1));
+    EXPECT_EQ(p.a->counters().rto_fires, 1u);
+    EXPECT_EQ(cctest::cc_log.rtt_samples, 0) << "no sample from the late first copy";
+  }
 }
 
 TEST(PdcCcTest, AResendOfACopyAnRtoOldGivesAnRttSample) {
