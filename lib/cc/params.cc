@@ -26,8 +26,23 @@ struct Knob {
   void* (*field)(CcParams&);
 };
 
-#define SHOAL_KNOB(name, kind, expr) \
-  Knob { name, kind, [](CcParams& p) -> void* { return &(expr); } }
+// The C++ type a Kind's field has; SHOAL_KNOB checks it at compile time, so
+// a knob listed with the wrong kind does not build.
+template <Kind K> struct FieldOf;
+template <> struct FieldOf<Kind::kDouble> { using type = double; };
+template <> struct FieldOf<Kind::kU64> { using type = uint64_t; };
+template <> struct FieldOf<Kind::kU32> { using type = uint32_t; };
+template <> struct FieldOf<Kind::kBool> { using type = bool; };
+template <> struct FieldOf<Kind::kMicros> { using type = Duration; };
+template <> struct FieldOf<Kind::kGbps> { using type = double; };
+
+#define SHOAL_KNOB(name, kind, expr)                   \
+  Knob {                                               \
+    name, kind, [](CcParams& p) -> void* {             \
+      typename FieldOf<kind>::type* field = &(expr);   \
+      return field;                                    \
+    }                                                  \
+  }
 
 const Knob kKnobs[] = {
     SHOAL_KNOB("link_gbps", Kind::kGbps, p.link_rate),
