@@ -4,6 +4,7 @@
 # the benchmark pages use, and every flow completes. A few seconds in all.
 set -u
 sim="$1"
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 check() {  # check NAME JSON-LINE PYTHON-ASSERTIONS
   echo "$2" | python3 -c '
@@ -96,6 +97,21 @@ out=$("$sim" --scenario link-failure --k 4 --flow-size 524288 --reroute-us 20 --
 check link-failure "$out" '
 assert d["failed_link"] and d["fail_at_us"] == 50 and "recovery_us" in d and "flows_stalled" in d, d
 assert d["down_drops"] > 0, d'
+
+# ECMP without rerouting: the flows hashed onto the dead link fail, each
+# named on stderr with its status, and only after fail_after_silence (50 ms)
+# without progress; the run exits 1 and counts them in the JSON.
+"$sim" --scenario link-failure --k 4 --flow-size 524288 --json >"$tmp/lf.out" 2>"$tmp/lf.err"
+[ $? -eq 1 ] || fail "link-failure with failed flows must exit 1"
+python3 - "$tmp/lf.out" "$tmp/lf.err" <<'PY' || fail "failed flows not reported as they should be: $(cat "$tmp/lf.err")"
+import json, re, sys
+d = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+lines = [l for l in open(sys.argv[2]) if " failed at " in l]
+assert d["flows_failed"] > 0 and len(lines) == d["flows_failed"], (d["flows_failed"], lines)
+for l in lines:
+    m = re.search(r"flow \d+ \(host \d+ -> \d+\) failed at ([0-9.]+) us: RETRY_EXC_ERR", l)
+    assert m and float(m.group(1)) >= 50 + 50000, l
+PY
 
 # Failover by the transport alone (no rerouting): adaptive path selection
 # steers requests and, through the echoed entropy, the replies around the
