@@ -60,6 +60,8 @@ absl::Status validate(const PdsConfig& config) {
     return absl::InvalidArgumentError(absl::StrCat("unknown congestion control '", config.cc, "'"));
   }
   if (absl::Status st = cc::validate(config.cc_params); !st.ok()) return st;
+  if (config.fail_after_silence < Duration::zero())
+    return absl::InvalidArgumentError("fail_after_silence must be >= 0 (0: the timeout count alone)");
   if (auto lb = lb::find_lb(config.lb); !lb.ok()) return lb.status();
   return lb::validate_lb_params(config.lb_params);
 }
@@ -167,6 +169,7 @@ void Pdc::on_packet(const wire::Packet& pkt, const RxMeta& meta, TimePoint now) 
       pkt.prologue.type == wire::PdsType::kCtrl && pkt.ctrl.ctrl_type() == wire::CtrlType::kClose) {
     // Our ACK of the CLOSE was lost: say it again while the owner lingers.
     ack_trigger_ = cack_;
+    trigger_is_new_ = false;
     ack_due_ = now;
     return;
   }
@@ -1255,7 +1258,10 @@ void Pdc::on_ctrl(const wire::Packet& pkt, TimePoint now) {
   switch (c.ctrl_type()) {
     case wire::CtrlType::kAckReq:
       if (receiver_started_) {
+        // The ACK names cack_ now, not the held arrival: no hold time and
+        // no copy echo belong to it.
         ack_trigger_ = cack_;
+        trigger_is_new_ = false;
         schedule_ack(now, true);
       }
       break;
@@ -1269,10 +1275,12 @@ void Pdc::on_ctrl(const wire::Packet& pkt, TimePoint now) {
       if (psn == cack_ + 1) {
         ++cack_;
         ack_trigger_ = psn;
+        trigger_is_new_ = false;  // a CLOSE, not a data copy: nothing to echo
         close_ack_pending_ = true;
         schedule_ack(now, true);
       } else if (psn <= cack_) {
         ack_trigger_ = cack_;
+        trigger_is_new_ = false;
         schedule_ack(now, true);
       } else {
         ++counters_.rx_refused;  // earlier PSNs still missing; sender retries

@@ -1481,6 +1481,11 @@ TEST(PdcCcTest, UnknownNamesAreRefusedByValidate) {
   c = base_config();
   c.lb_params.entropy_count = 3;  // not a power of two
   EXPECT_FALSE(validate(c).ok());
+  c = base_config();
+  c.fail_after_silence = Duration::micros(-1);
+  EXPECT_EQ(validate(c).code(), absl::StatusCode::kInvalidArgument);
+  c.fail_after_silence = Duration::zero();
+  EXPECT_TRUE(validate(c).ok());
 }
 
 TEST(PdcCcTest, EveryHookGetsItsSignal) {
@@ -1668,6 +1673,44 @@ TEST(PdcCcTest, TheEchoedCopySamplesAPsnsOnlyResendAndNotALateFirstCopy) {
     EXPECT_EQ(p.a->counters().rto_fires, 1u);
     EXPECT_EQ(cctest::cc_log.rtt_samples, 0) << "no sample from the late first copy";
   }
+}
+
+TEST(PdcTest, AnAckAnsweringAnAckReqEchoesNoCopyAndNoHold) {
+  // B holds arrivals for coalescing when a CTRL ACK_REQ comes: the ACK it
+  // sends names cack_, so the held arrival's hold time and copy echo must
+  // not ride on it (the sender would pair them with the wrong PSN).
+  PdsConfig cfg = base_config();
+  cfg.ack_every_packets = 1000;
+  cfg.ack_delay = Duration::millis(1);
+  cfg.tail_loss_probe = false;
+  Pair p(cfg, Psn(0));
+  p.ua.add_units(0, 4);
+  // The tail packet asks for an immediate ACK; without it B holds the rest.
+  p.a2b_filter = [](const Rec& r) {
+    Fate f;
+    f.drop = r.is_request() && r.psn() == 3;
+    return f;
+  };
+  p.a->wake();
+  p.run_for(Duration::micros(20));
+  ASSERT_NE(p.b, nullptr);
+  ASSERT_TRUE(p.acks().empty()) << "B should still be holding its ACK";
+  const Rec* req = p.requests().front();
+  wire::Packet ctrl;
+  ctrl.prologue.type = wire::PdsType::kCtrl;
+  ctrl.prologue.next_hdr = static_cast<uint8_t>(wire::CtrlType::kAckReq);
+  ctrl.ctrl.prologue = ctrl.prologue;
+  ctrl.ctrl.spdcid = req->pkt.request.spdcid;
+  ctrl.ctrl.dpdcid = req->pkt.request.dpdcid;
+  ctrl.ctrl.psn = req->pkt.request.psn;
+  RxMeta meta;
+  meta.peer = kAddrA;
+  p.b->on_packet(ctrl, meta, p.now);
+  p.pump(*p.b, false);
+  ASSERT_FALSE(p.acks().empty());
+  const Rec* ack = p.acks().back();
+  EXPECT_EQ(ack->pkt.ack.cack_psn + ack->pkt.ack.ack_psn_offset, 2u) << "names cack_";
+  EXPECT_EQ(ack->pkt.ack.ack_cc_state & 0xffffffffu, 0u) << "no hold, no echo";
 }
 
 TEST(PdcCcTest, AResendOfACopyAnRtoOldGivesAnRttSample) {
