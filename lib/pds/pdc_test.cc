@@ -850,6 +850,17 @@ TEST(PdcTest, TailLossProbeRecoversBeforeRto) {
   }
 }
 
+// The retry-budget tests' config: 6 transmissions, RTO 200 us doubling up
+// to 2 ms, and the given silence floor.
+PdsConfig retry_budget_config(Duration fail_after_silence) {
+  PdsConfig cfg = base_config();
+  cfg.max_transmissions = 6;
+  cfg.initial_rto = Duration::micros(200);
+  cfg.max_rto = Duration::millis(2);
+  cfg.fail_after_silence = fail_after_silence;
+  return cfg;
+}
+
 TEST(PdcTest, RetryBudgetAlsoWaitsForFailAfterSilence) {
   // With a small max_rto, max_transmissions timeouts pass in a few ms; a
   // live peer behind a congested queue can miss that many. The PDC fails
@@ -861,11 +872,7 @@ TEST(PdcTest, RetryBudgetAlsoWaitsForFailAfterSilence) {
     size_t failed;
   };
   auto vanish = [](Duration floor) {
-    PdsConfig cfg = base_config();
-    cfg.max_transmissions = 6;
-    cfg.initial_rto = Duration::micros(200);
-    cfg.max_rto = Duration::millis(2);
-    cfg.fail_after_silence = floor;
+    PdsConfig cfg = retry_budget_config(floor);
     cfg.tail_loss_probe = false;
     Pair p(cfg, Psn(0));
     warm_up(p);
@@ -891,12 +898,9 @@ TEST(PdcTest, RetryBudgetAlsoWaitsForFailAfterSilence) {
 TEST(PdcTest, RetryBudgetFailsUnitsWithinBoundedTime) {
   for (bool tlp : {false, true}) {
     SCOPED_TRACE(tlp ? "tlp on" : "tlp off");
-    PdsConfig cfg = base_config();
+    // The count alone (the silence floor: RetryBudgetAlsoWaitsForFailAfterSilence).
+    PdsConfig cfg = retry_budget_config(Duration::zero());
     cfg.tail_loss_probe = tlp;
-    cfg.max_transmissions = 6;
-    cfg.initial_rto = Duration::micros(200);
-    cfg.max_rto = Duration::millis(2);
-    cfg.fail_after_silence = Duration::zero();  // the count alone (the floor: below)
     Pair p(cfg, Psn(0));
     warm_up(p);
     p.run_for(Duration::micros(50));
@@ -1891,11 +1895,7 @@ namespace {
 // it, so the PDC gives up after max_transmissions fires, not after one fire
 // per small group of packets sent a little apart (hundreds, before).
 TEST(PdcTest, ADeadPathWithAFullWindowFailsAfterMaxTransmissionsRtos) {
-  PdsConfig cfg = base_config();
-  cfg.max_transmissions = 6;
-  cfg.initial_rto = Duration::micros(200);
-  cfg.max_rto = Duration::millis(2);
-  cfg.fail_after_silence = Duration::zero();  // the count alone
+  PdsConfig cfg = retry_budget_config(Duration::zero());  // the count alone
   cfg.tail_loss_probe = false;
   Pair p(cfg, Psn(0));
   warm_up(p);
